@@ -1,0 +1,178 @@
+//! Finding and reading checkpoints: NeMo `.nemo` archives and MLX-style safetensors
+//! directories, from a local path or a Hugging Face repository.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use sha2::{Digest, Sha256};
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// The default model: NVIDIA's English TDT model.
+pub const DEFAULT_MODEL: &str = "nvidia/parakeet-tdt-0.6b-v2";
+
+/// A checkpoint in memory: its config and its weights under NeMo's names, on the CPU.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The model's own configuration.
+    pub config: ModelConfig,
+    /// Weights by NeMo state-dict name.
+    pub tensors: HashMap<String, Tensor>,
+    /// The file the weights came from (the `.nemo` archive or `model.safetensors`).
+    pub weights_file: PathBuf,
+}
+
+/// Turns a model reference into a local path: an existing file or directory is used as it is;
+/// otherwise `owner/name` is fetched from the Hugging Face Hub (honouring `HF_HOME`,
+/// `HF_HUB_CACHE`, `HF_TOKEN` and, with `HF_HUB_OFFLINE=1`, only the local cache).
+pub fn resolve(model: &str) -> Result<PathBuf> {
+    let path = Path::new(model);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    match model.split_once('/') {
+        Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+            fetch_from_hub(owner, name)
+        }
+        _ => Err(Error::ModelFile {
+            path: path.to_path_buf(),
+            message: "no such file or directory, and not a Hugging Face repository id (owner/name)".into(),
+        }),
+    }
+}
+
+/// Whether the environment asks for offline operation, as `huggingface_hub` reads it.
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// Downloads (or finds in the cache) `{name}.nemo`, or else the MLX pair `config.json` +
+/// `model.safetensors`, and returns the `.nemo` file or the directory holding the pair.
+fn fetch_from_hub(owner: &str, name: &str) -> Result<PathBuf> {
+    let repo_id = format!("{owner}/{name}");
+    let hub_error = |message: String| Error::Hub { repo: repo_id.clone(), message };
+    let client = hf_hub::HFClientSync::new().map_err(|e| hub_error(e.to_string()))?;
+    let repo = client.model(owner, name);
+    let offline = hub_offline();
+    let get = |file: &str| {
+        tracing::info!(repo = %repo_id, file, offline, "fetching model file");
+        repo.download_file().filename(file).local_files_only(offline).send()
+    };
+    let nemo_error = match get(&format!("{name}.nemo")) {
+        Ok(path) => return Ok(path),
+        Err(e) => e,
+    };
+    match get("config.json").and_then(|config| get("model.safetensors").map(|_| config)) {
+        Ok(config) => Ok(config.parent().map(Path::to_path_buf).unwrap_or_default()),
+        Err(mlx_error) => Err(hub_error(format!(
+            "no {name}.nemo ({nemo_error}) and no config.json + model.safetensors ({mlx_error})"
+        ))),
+    }
+}
+
+/// Reads the checkpoint at `path` (a `.nemo` file, a directory holding one, or a directory with
+/// `config.json` + `model.safetensors`), first checking its SHA-256 against `sha256` if given.
+pub fn read(path: &Path, sha256: Option<&str>) -> Result<Checkpoint> {
+    let weights_file = weights_file(path)?;
+    if let Some(expected) = sha256 {
+        verify_sha256(&weights_file, expected)?;
+    }
+    if weights_file.extension().is_some_and(|e| e == "safetensors") {
+        crate::mlx::read(&weights_file)
+    } else {
+        read_nemo(&weights_file)
+    }
+}
+
+/// The file whose bytes define the model, the one a pinned checksum refers to.
+fn weights_file(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let not_found = |message: &str| Error::ModelFile { path: path.to_path_buf(), message: message.into() };
+    let entries = std::fs::read_dir(path).map_err(|e| not_found(&e.to_string()))?;
+    let mut nemo_files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "nemo"))
+        .collect();
+    nemo_files.sort();
+    match nemo_files.as_slice() {
+        [one] => Ok(one.clone()),
+        [] if path.join("model.safetensors").is_file() && path.join("config.json").is_file() => {
+            Ok(path.join("model.safetensors"))
+        }
+        [] => Err(not_found("holds neither a .nemo file nor config.json + model.safetensors")),
+        _ => Err(not_found("holds several .nemo files; name one")),
+    }
+}
+
+/// Refuses a file whose SHA-256 differs from `expected` (hex, case-insensitive).
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let actual = sha256_file(path)?;
+    if actual.eq_ignore_ascii_case(expected.trim()) {
+        Ok(())
+    } else {
+        Err(Error::ChecksumMismatch { path: path.to_path_buf(), expected: expected.trim().to_lowercase(), actual })
+    }
+}
+
+/// Hex SHA-256 of a file, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let io_error = |e: std::io::Error| Error::ModelFile { path: path.to_path_buf(), message: e.to_string() };
+    let mut file = File::open(path).map_err(io_error)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io_error)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads a `.nemo` archive: a tar (plain or gzipped) holding `model_config.yaml` and the PyTorch
+/// state dict `model_weights.ckpt`. The state dict is unpacked to a temporary file because
+/// PyTorch checkpoints are zip files that need random access.
+fn read_nemo(path: &Path) -> Result<Checkpoint> {
+    let fail = |message: String| Error::ModelFile { path: path.to_path_buf(), message };
+    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut magic = [0u8; 2];
+    let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    file.seek(SeekFrom::Start(0)).map_err(|e| fail(e.to_string()))?;
+    let reader: Box<dyn Read> = if gzipped {
+        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut config_text = None;
+    let mut weights = None;
+    for entry in archive.entries().map_err(|e| fail(format!("not a tar archive: {e}")))? {
+        let mut entry = entry.map_err(|e| fail(format!("corrupt archive: {e}")))?;
+        let name = entry.path().map_err(|e| fail(e.to_string()))?.to_string_lossy().into_owned();
+        if name.ends_with("model_config.yaml") {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).map_err(|e| fail(format!("{name}: {e}")))?;
+            config_text = Some(text);
+        } else if name.ends_with("model_weights.ckpt") {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
+            std::io::copy(&mut entry, &mut tmp).map_err(|e| fail(format!("{name}: {e}")))?;
+            weights = Some(tmp);
+        }
+    }
+    let config_text = config_text.ok_or_else(|| fail("archive has no model_config.yaml".into()))?;
+    let weights = weights.ok_or_else(|| fail("archive has no model_weights.ckpt".into()))?;
+    let config = ModelConfig::from_yaml(&config_text).map_err(|e| Error::Config(e.to_string()))?;
+    let tensors = candle_core::pickle::read_all(weights.path())
+        .map_err(|e| fail(format!("model_weights.ckpt: {e}")))?
+        .into_iter()
+        .collect();
+    Ok(Checkpoint { config, tensors, weights_file: path.to_path_buf() })
+}

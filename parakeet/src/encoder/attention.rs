@@ -1,0 +1,193 @@
+//! Relative-position multi-head self-attention (Transformer-XL style), NeMo's
+//! `RelPositionMultiHeadAttention` and its local-window variant
+//! `RelPositionMultiHeadAttentionLongformer`.
+//!
+//! The score of query `i` and key `j` is
+//! `((q_i + u) · k_j + (q_i + v) · p_{i-j}) / sqrt(d_k)`, where `p_r` is the projected sinusoidal
+//! embedding of the relative position `r` and `u`, `v` are learned per-head biases.
+//! Full attention builds the whole `time x time` matrix; local attention only lets `|i - j| <= w`
+//! and works through blocks of queries, so memory grows linearly with the length of the audio.
+
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::nn::{FrameMask, MASKED_SCORE, linear};
+
+/// Which keys each query may attend to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionWindow {
+    /// Every frame sees every frame (`rel_pos`).
+    Full,
+    /// Frames see `w` frames to each side (`rel_pos_local_attn` with `att_context_size [w, w]`).
+    Local(usize),
+}
+
+/// One layer's `self_attn` module.
+#[derive(Debug, Clone)]
+pub struct RelPositionAttention {
+    linear_q: Linear,
+    linear_k: Linear,
+    linear_v: Linear,
+    linear_out: Linear,
+    linear_pos: Linear,
+    /// `(heads, 1, d_k)`, broadcast over time.
+    pos_bias_u: Tensor,
+    pos_bias_v: Tensor,
+    heads: usize,
+    d_k: usize,
+}
+
+impl RelPositionAttention {
+    /// Loads `encoder.layers.N.self_attn`.
+    pub fn load(d_model: usize, heads: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let d_k = d_model / heads;
+        Ok(Self {
+            linear_q: linear(d_model, d_model, bias, vb.pp("linear_q"))?,
+            linear_k: linear(d_model, d_model, bias, vb.pp("linear_k"))?,
+            linear_v: linear(d_model, d_model, bias, vb.pp("linear_v"))?,
+            linear_out: linear(d_model, d_model, bias, vb.pp("linear_out"))?,
+            linear_pos: linear(d_model, d_model, false, vb.pp("linear_pos"))?,
+            pos_bias_u: vb.get((heads, d_k), "pos_bias_u")?.unsqueeze(1)?,
+            pos_bias_v: vb.get((heads, d_k), "pos_bias_v")?.unsqueeze(1)?,
+            heads,
+            d_k,
+        })
+    }
+
+    /// Splits `(b, t, d_model)` into heads: `(b, heads, t, d_k)`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.d_k))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// Projects the positional table `(positions, d_model)` into heads: `(1, heads, positions, d_k)`.
+    fn project_positions(&self, pos: &Tensor) -> Result<Tensor> {
+        self.split_heads(&self.linear_pos.forward(&pos.unsqueeze(0)?)?)
+    }
+
+    /// `x`: `(batch, time, d_model)`, already layer-normed; `positions` is the sinusoidal table
+    /// from [`super::position::relative_positions`] for this window and length.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &FrameMask,
+        positions: &Tensor,
+        window: AttentionWindow,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let q = self.split_heads(&self.linear_q.forward(x)?)?;
+        let k = self.split_heads(&self.linear_k.forward(x)?)?;
+        let v = self.split_heads(&self.linear_v.forward(x)?)?;
+        let q_u = q.broadcast_add(&self.pos_bias_u)?;
+        let q_v = q.broadcast_add(&self.pos_bias_v)?;
+        let context = match window {
+            AttentionWindow::Full => self.full(&q_u, &q_v, &k, &v, mask, positions)?,
+            AttentionWindow::Local(w) => self.local(&q_u, &q_v, &k, &v, mask, positions, w)?,
+        };
+        // Padded queries attend to nothing (NeMo zeroes their attention weights).
+        let context = mask.apply(&context.transpose(1, 2)?.reshape((b, t, self.heads * self.d_k))?)?;
+        self.linear_out.forward(&context)
+    }
+
+    fn full(
+        &self,
+        q_u: &Tensor,
+        q_v: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &FrameMask,
+        positions: &Tensor,
+    ) -> Result<Tensor> {
+        let p = self.project_positions(positions)?; // (1, h, 2t-1, d_k)
+        let ac = q_u.matmul(&k.t()?)?;
+        let bd = rel_shift(&q_v.broadcast_matmul(&p.t()?)?)?;
+        let mut scores = ((ac + bd)? * (1.0 / (self.d_k as f64).sqrt()))?;
+        if let Some(bias) = mask.attention_bias()? {
+            scores = scores.broadcast_add(&bias)?;
+        }
+        candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn local(
+        &self,
+        q_u: &Tensor,
+        q_v: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &FrameMask,
+        positions: &Tensor,
+        w: usize,
+    ) -> Result<Tensor> {
+        let (b, h, t, _) = k.dims4()?;
+        let block = 2 * w;
+        let n_blocks = t.div_ceil(block);
+        let padded = n_blocks * block;
+        // Keys and values get `w` frames of zeros before and enough after, so that the keys of
+        // block `n`, frames `[n*block - w, (n+1)*block + w)`, are one contiguous slice.
+        let k = k.pad_with_zeros(2, w, padded - t + w)?;
+        let v = v.pad_with_zeros(2, w, padded - t + w)?;
+        let q_u = q_u.pad_with_zeros(2, 0, padded - t)?;
+        let q_v = q_v.pad_with_zeros(2, 0, padded - t)?;
+        let p = self.project_positions(positions)?; // (1, h, 2w+1, d_k)
+        let scale = 1.0 / (self.d_k as f64).sqrt();
+        let mut out = Vec::with_capacity(n_blocks);
+        for n in 0..n_blocks {
+            let start = n * block;
+            let keys = k.narrow(2, start, block + 2 * w)?;
+            let ac = q_u.narrow(2, start, block)?.matmul(&keys.t()?)?; // (b, h, block, block+2w)
+            let bd = q_v.narrow(2, start, block)?.broadcast_matmul(&p.t()?)?; // (b, h, block, 2w+1)
+            let scores = ((ac + skew(&bd, block)?)? * scale)?;
+            let bias = local_bias(mask.lengths(), start, block, w, q_u.device())?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?;
+            out.push(probs.matmul(&v.narrow(2, start, block + 2 * w)?)?);
+        }
+        Tensor::cat(&out, 2)?.narrow(2, 0, t)?.reshape((b, h, t, self.d_k))
+    }
+}
+
+/// NeMo's `rel_shift`: turns scores against positions `t-1 ..= -(t-1)` into scores against keys,
+/// so that entry `(i, j)` holds the score for relative position `i - j`.
+fn rel_shift(x: &Tensor) -> Result<Tensor> {
+    let (b, h, t, p) = x.dims4()?; // p = 2t - 1
+    x.pad_with_zeros(D::Minus1, 1, 0)?
+        .reshape((b, h, p + 1, t))?
+        .narrow(2, 1, p)?
+        .reshape((b, h, t, p))?
+        .narrow(3, 0, t)
+}
+
+/// Moves row `r` of `(.., rows, 2w+1)` right by `r` columns, into `(.., rows, rows + 2w)`:
+/// column `c` of row `r` then holds relative-window slot `c - r`, zero outside the window.
+fn skew(x: &Tensor, rows: usize) -> Result<Tensor> {
+    let (b, h, r, width) = x.dims4()?;
+    debug_assert_eq!(r, rows);
+    x.pad_with_zeros(D::Minus1, 0, rows)?
+        .reshape((b, h, rows * (width + rows)))?
+        .narrow(2, 0, rows * (width + rows - 1))?
+        .reshape((b, h, rows, width + rows - 1))
+}
+
+/// Additive bias `(batch, 1, block, block + 2w)` for one block of local attention: keys outside
+/// `[i - w, i + w]`, before the start or past the item's length are removed.
+fn local_bias(
+    lengths: &[usize],
+    start: usize,
+    block: usize,
+    w: usize,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let width = block + 2 * w;
+    let mut data = Vec::with_capacity(lengths.len() * block * width);
+    for &len in lengths {
+        for r in 0..block {
+            for c in 0..width {
+                // Key frame `start - w + c`; in the window when `0 <= c - r <= 2w`.
+                let key = (start + c).checked_sub(w);
+                let visible = c >= r && c - r <= 2 * w && key.is_some_and(|j| j < len);
+                data.push(if visible { 0.0f32 } else { -MASKED_SCORE as f32 });
+            }
+        }
+    }
+    Tensor::from_vec(data, (lengths.len(), 1, block, width), device)
+}

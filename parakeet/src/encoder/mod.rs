@@ -1,0 +1,139 @@
+//! The FastConformer encoder (NeMo's `ConformerEncoder`): `dw_striding` subsampling, scaled
+//! input, then conformer layers with relative-position attention.
+
+mod attention;
+mod layer;
+mod position;
+mod subsampling;
+
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+pub use attention::AttentionWindow;
+use layer::ConformerLayer;
+use subsampling::Subsampling;
+
+use crate::config::EncoderConfig;
+use crate::error::Error;
+use crate::nn::FrameMask;
+
+/// The encoder, `encoder.*` in the checkpoint.
+#[derive(Debug, Clone)]
+pub struct ConformerEncoder {
+    pre_encode: Subsampling,
+    layers: Vec<ConformerLayer>,
+    xscale: Option<f64>,
+    window: AttentionWindow,
+    d_model: usize,
+    subsampling_factor: usize,
+}
+
+impl ConformerEncoder {
+    /// Loads the encoder, refusing configurations whose behaviour we do not reproduce.
+    pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
+        let window = check_supported(cfg)?;
+        let channels = if cfg.subsampling_conv_channels <= 0 {
+            cfg.d_model
+        } else {
+            cfg.subsampling_conv_channels as usize
+        };
+        let pre_encode = Subsampling::load(
+            cfg.feat_in,
+            cfg.d_model,
+            channels,
+            cfg.subsampling_factor,
+            vb.pp("pre_encode"),
+        )?;
+        let layers = (0..cfg.n_layers)
+            .map(|i| ConformerLayer::load(cfg, vb.pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            pre_encode,
+            layers,
+            xscale: cfg.xscaling.then(|| (cfg.d_model as f64).sqrt()),
+            window,
+            d_model: cfg.d_model,
+            subsampling_factor: cfg.subsampling_factor,
+        })
+    }
+
+    /// The attention window the checkpoint was configured with.
+    pub fn configured_window(&self) -> AttentionWindow {
+        self.window
+    }
+
+    /// Encoder frames per mel frame, inverted: 8 for FastConformer.
+    pub fn subsampling_factor(&self) -> usize {
+        self.subsampling_factor
+    }
+
+    /// Number of encoder frames for `mel_frames` valid mel frames.
+    pub fn output_len(&self, mel_frames: usize) -> usize {
+        subsampling::output_len(mel_frames, self.pre_encode.n_stages())
+    }
+
+    /// `mel`: `(batch, n_mels, frames)` with `lengths` valid frames per item.
+    /// Returns `(batch, encoder_frames, d_model)` and the valid encoder frames per item.
+    ///
+    /// `window` may differ from the configured one: switching a full-attention model to local
+    /// attention is NeMo's `change_attention_model`, which the model cards recommend for long
+    /// audio; the weights are the same, only which frames see which changes.
+    pub fn forward(&self, mel: &Tensor, lengths: &[usize], window: AttentionWindow) -> Result<(Tensor, Vec<usize>)> {
+        let device: &Device = mel.device();
+        let (x, lengths) = self.pre_encode.forward(mel, lengths)?;
+        let mut x = match self.xscale {
+            Some(scale) => (x * scale)?,
+            None => x,
+        };
+        let t = x.dim(1)?;
+        let mask = FrameMask::new(&lengths, t, device)?;
+        let positions = position::relative_positions(window, t, self.d_model, device)?.to_dtype(x.dtype())?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &mask, &positions, window)?;
+        }
+        Ok((x, lengths))
+    }
+}
+
+/// Maps the config to an attention window, or says which setting we cannot honour.
+fn check_supported(cfg: &EncoderConfig) -> std::result::Result<AttentionWindow, Error> {
+    let unsupported = |what: String| Err(Error::Unsupported(what));
+    if cfg.subsampling != "dw_striding" {
+        return unsupported(format!("subsampling {:?} (only dw_striding)", cfg.subsampling));
+    }
+    if cfg.causal_downsampling {
+        return unsupported("causal downsampling (streaming models)".into());
+    }
+    if cfg.att_context_style != "regular" {
+        return unsupported(format!("att_context_style {:?} (streaming models)", cfg.att_context_style));
+    }
+    if cfg.conv_norm_type != "batch_norm" {
+        return unsupported(format!("conv_norm_type {:?} (only batch_norm)", cfg.conv_norm_type));
+    }
+    if cfg.feat_out.is_some_and(|f| f > 0) {
+        return unsupported("an encoder output projection (feat_out)".into());
+    }
+    if cfg.d_model % cfg.n_heads != 0 {
+        return Err(Error::Config(format!("d_model {} is not divisible by n_heads {}", cfg.d_model, cfg.n_heads)));
+    }
+    if cfg.conv_kernel_size % 2 == 0 {
+        return Err(Error::Config(format!("conv_kernel_size {} is even", cfg.conv_kernel_size)));
+    }
+    let context = cfg.att_context_size.as_slice();
+    match cfg.self_attention_model.as_str() {
+        "rel_pos" if context.iter().all(|&c| c < 0) => Ok(AttentionWindow::Full),
+        "rel_pos" => unsupported(format!("limited attention context {context:?} with rel_pos")),
+        "rel_pos_local_attn" => local_window(context).ok_or_else(|| {
+            Error::Unsupported(format!("local attention context {context:?} (needs [w, w] with w > 0)"))
+        }),
+        other => unsupported(format!("self_attention_model {other:?}")),
+    }
+}
+
+/// `[w, w]` with `w > 0` as a local window.
+pub fn local_window(context: &[i64]) -> Option<AttentionWindow> {
+    match context {
+        [left, right] if left == right && *left > 0 => Some(AttentionWindow::Local(*left as usize)),
+        _ => None,
+    }
+}

@@ -1,0 +1,68 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading a model or transcribing with it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model could not be found or read.
+    #[error("cannot read model {path}: {message}")]
+    ModelFile {
+        /// The file or directory we tried.
+        path: PathBuf,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The model file's SHA-256 is not the one the caller pinned.
+    #[error("model file {path} has SHA-256 {actual}, expected {expected}; refusing to load it")]
+    ChecksumMismatch {
+        /// The model file.
+        path: PathBuf,
+        /// The pinned digest.
+        expected: String,
+        /// The digest of the file on disk.
+        actual: String,
+    },
+    /// Fetching from the Hugging Face Hub failed.
+    #[error("cannot fetch {repo} from the Hugging Face Hub: {message}")]
+    Hub {
+        /// The repository id.
+        repo: String,
+        /// The hub client's explanation.
+        message: String,
+    },
+    /// The configuration is malformed.
+    #[error("invalid model config: {0}")]
+    Config(String),
+    /// The model uses a feature this engine does not implement.
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// The device string is not one we know, or the device cannot be opened.
+    #[error("device {spec:?}: {message}")]
+    Device {
+        /// What the caller asked for.
+        spec: String,
+        /// Why it did not work.
+        message: String,
+    },
+    /// The caller asked for a decoder this model does not have.
+    #[error("this model has no {requested} decoder (available: {available})")]
+    NoSuchDecoder {
+        /// The decoder asked for.
+        requested: crate::DecoderKind,
+        /// The decoders the model has.
+        available: String,
+    },
+    /// Audio could not be decoded.
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    /// The mel frontend rejected its configuration.
+    #[error(transparent)]
+    Mel(#[from] crate::mel::MelError),
+    /// A tensor operation failed (shape mismatch, missing weight, device error).
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

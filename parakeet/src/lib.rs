@@ -1,0 +1,37 @@
+//! Parakeet speech recognition on candle.
+//!
+//! An implementation of NVIDIA's Parakeet models (FastConformer encoder with TDT, RNNT and CTC
+//! heads) that reproduces NeMo's numbers: the same log-mel features, the same encoder output to
+//! float tolerance, and the same tokens, words and timestamps from greedy decoding.
+//!
+//! ```no_run
+//! use parakeet::{LoadOptions, Parakeet, TranscribeOptions, audio};
+//!
+//! let model = Parakeet::load("nvidia/parakeet-tdt-0.6b-v2", &LoadOptions::default())?;
+//! let audio = audio::decode_file("meeting.flac".as_ref())?;
+//! let transcript = model.transcribe(&audio.samples, &TranscribeOptions::default())?;
+//! println!("{}", transcript.text);
+//! # Ok::<(), parakeet::Error>(())
+//! ```
+
+pub mod audio;
+pub mod checkpoint;
+pub mod config;
+pub mod decoder;
+pub mod device;
+pub mod encoder;
+mod error;
+pub mod mel;
+mod mlx;
+mod model;
+mod nn;
+pub mod timestamps;
+pub mod tokenizer;
+mod transcript;
+
+pub use checkpoint::DEFAULT_MODEL;
+pub use decoder::DecoderKind;
+pub use device::parse_device;
+pub use error::{Error, Result};
+pub use model::{LoadOptions, Parakeet, TranscribeOptions};
+pub use transcript::{TimedSegment, TimedToken, TimedWord, Transcript};
