@@ -215,11 +215,11 @@ struct StreamResampler {
 }
 
 impl StreamResampler {
-    /// Chunk size hint; rubato rounds it to fit the rate ratio (e.g. 1323 in / 480 out at 44.1 kHz).
+    /// Rough number of input samples per chunk.
     const CHUNK: usize = 1024;
 
     fn new(rate: u32) -> Result<Self, AudioError> {
-        let resampler = Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, Self::CHUNK, 1, FixedSync::Both)
+        let resampler = Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, Self::chunk_size(rate), 1, FixedSync::Both)
             .map_err(|e| resample_error(rate, e))?;
         Ok(Self {
             rate,
@@ -230,6 +230,18 @@ impl StreamResampler {
             output: Vec::new(),
             input_len: 0,
         })
+    }
+
+    /// Input samples per chunk: about [`Self::CHUNK`], and an *even* number of the rate ratio's
+    /// smallest blocks (`rate / gcd(rate, 16000)` samples, e.g. 441 at 44.1 kHz).
+    ///
+    /// rubato's filter is centred on sample `len / 2` of its FFT block while `output_delay()`
+    /// reports half the output block; with an odd block count (e.g. 1323 in / 480 out) the two
+    /// differ and the output comes out shifted by a fraction of a sample (0.18 at 44.1 kHz,
+    /// 0.36 at 22.05 kHz). With an even count both halves are whole and equal.
+    fn chunk_size(rate: u32) -> usize {
+        let min_block = (rate / gcd(rate, SAMPLE_RATE)) as usize;
+        Self::CHUNK.div_ceil(2 * min_block).max(1) * 2 * min_block
     }
 
     fn push(&mut self, samples: &[f32]) -> Result<(), AudioError> {
@@ -274,6 +286,10 @@ impl StreamResampler {
         self.output.extend_from_slice(&self.chunk_out[skip..written]);
         Ok(())
     }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn resample_error(rate: u32, error: impl std::fmt::Display) -> AudioError {
@@ -410,5 +426,16 @@ mod tests {
         let no_samples = wav_bytes(1, 16, 1, 16_000, &[]);
         assert!(matches!(decode_bytes(no_samples, None), Err(AudioError::Empty)));
         assert!(matches!(decode_file(&fixture("missing.wav")), Err(AudioError::Open { .. })));
+    }
+}
+#[cfg(test)]
+mod tmp_dump {
+    #[test]
+    fn dump() {
+        for n in ["stereo44k.wav", "mono48k.flac", "mono22k.mp3"] {
+            let a = super::decode_file(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mel").join(n)).unwrap();
+            let bytes: Vec<u8> = a.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            std::fs::write(format!("/tmp/melfx/{n}.f32"), bytes).unwrap();
+        }
     }
 }

@@ -28,20 +28,29 @@ impl CtcHead {
 
     /// Greedy search over the first `frames` frames of one item's log-probabilities
     /// `(frames, vocab + 1)`: the best label per frame, runs merged, blanks dropped.
-    /// A token spans the frames of its run.
+    ///
+    /// Token spans follow NeMo's CTC offsets exactly: a token ends at the frame where it is
+    /// first emitted and starts where the token before it was first emitted (the first token
+    /// starts one frame before its own). Word times built on them therefore agree with NeMo's.
     pub fn greedy(&self, log_probs: &Tensor, frames: usize) -> Result<Vec<Emission>> {
-        let labels = log_probs.narrow(0, 0, frames)?.argmax(D::Minus1)?;
-        let labels = labels.to_vec1::<u32>()?;
-        let mut emissions = Vec::new();
-        let mut start = 0;
-        while start < labels.len() {
-            let label = labels[start];
-            let end = start + labels[start..].iter().take_while(|&&l| l == label).count();
-            if label as usize != self.vocab_size {
-                emissions.push(Emission { token: label as usize, start, end });
+        let labels = log_probs.narrow(0, 0, frames)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let blank = self.vocab_size as u32;
+        let mut firsts: Vec<(usize, usize)> = Vec::new();
+        let mut previous = blank;
+        for (frame, &label) in labels.iter().enumerate() {
+            if label != blank && label != previous {
+                firsts.push((label as usize, frame));
             }
-            start = end;
+            previous = label;
         }
-        Ok(emissions)
+        let mut start = firsts.first().map_or(0, |&(_, frame)| frame.saturating_sub(1));
+        Ok(firsts
+            .into_iter()
+            .map(|(token, frame)| {
+                let emission = Emission { token, start, end: frame };
+                start = frame;
+                emission
+            })
+            .collect())
     }
 }

@@ -51,8 +51,9 @@ impl std::str::FromStr for DecoderKind {
     }
 }
 
-/// One emitted token and the encoder frames it spans, `[start, end)` (`end == start` for a
-/// TDT token of duration zero), as NeMo's `start_offset` / `end_offset`.
+/// One emitted token and the encoder frames it spans, NeMo's `start_offset` / `end_offset`:
+/// `[frame, frame + duration)` for TDT, `[frame, frame + 1)` for RNNT, and NeMo's shifted
+/// convention for CTC (see [`CtcHead::greedy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Emission {
     /// Token id (never the blank).
