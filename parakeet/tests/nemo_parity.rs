@@ -147,32 +147,11 @@ fn ctc_matches_nemo() {
     check_model("ctc");
 }
 
-/// The long recording of `audio/long_recipe.json`: fixture files joined with pauses.
-fn long_audio() -> Vec<f32> {
-    #[derive(Deserialize)]
-    struct Recipe {
-        parts: Vec<Part>,
-    }
-    #[derive(Deserialize)]
-    struct Part {
-        file: String,
-        pause_after_ms: usize,
-    }
-    let recipe: Recipe =
-        serde_json::from_str(&std::fs::read_to_string(common::fixture("audio/long_recipe.json")).unwrap()).unwrap();
-    let mut samples = Vec::new();
-    for part in recipe.parts {
-        samples.extend(parakeet::audio::decode_file(&common::fixture(&format!("audio/{}", part.file))).unwrap().samples);
-        samples.extend(std::iter::repeat_n(0.0, part.pause_after_ms * 16));
-    }
-    samples
-}
-
 /// A minute of speech through full and through local attention, as NeMo ran it.
 #[test]
 fn long_audio_matches_nemo_with_full_and_local_attention() {
     let parakeet = load_model("hybrid");
-    let samples = long_audio();
+    let samples = common::long_recording();
     for case in ["long_global", "long_local"] {
         let (reference, tensors) = read_reference(&common::fixture(&format!("reference/hybrid/{case}.json")));
         let window = match reference.att_context_size.as_deref() {

@@ -21,3 +21,27 @@ pub fn relative_error(actual: &Tensor, expected: &Tensor) -> (f64, f64) {
     let max_abs = diff.abs().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
     (norm(&diff) / norm(&b).max(f64::MIN_POSITIVE), max_abs)
 }
+
+/// The minute-long recording described by `audio/long_recipe.json`: fixture files joined with
+/// pauses of silence, exactly as `tools/fixtures/record.py` built it for NeMo.
+pub fn long_recording() -> Vec<f32> {
+    #[derive(serde::Deserialize)]
+    struct Recipe {
+        sample_rate: usize,
+        parts: Vec<Part>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Part {
+        file: String,
+        pause_after_ms: usize,
+    }
+    let text = std::fs::read_to_string(fixture("audio/long_recipe.json")).unwrap();
+    let recipe: Recipe = serde_json::from_str(&text).unwrap();
+    let mut samples = Vec::new();
+    for part in recipe.parts {
+        let audio = parakeet::audio::decode_file(&fixture(&format!("audio/{}", part.file))).unwrap();
+        samples.extend(audio.samples);
+        samples.extend(std::iter::repeat_n(0.0, part.pause_after_ms * recipe.sample_rate / 1000));
+    }
+    samples
+}
