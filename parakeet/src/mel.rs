@@ -110,10 +110,18 @@ impl Default for MelConfig {
 pub enum MelError {
     /// A setting NeMo supports but we don't implement.
     #[error("unsupported preprocessor setting {key} = {value}: {reason}")]
-    Unsupported { key: &'static str, value: String, reason: &'static str },
+    Unsupported {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     /// A setting that makes no sense (NeMo would fail too).
     #[error("invalid preprocessor setting {key} = {value}: {reason}")]
-    Invalid { key: &'static str, value: String, reason: &'static str },
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 /// How the log-mel matrix is normalised (NeMo's `normalize_batch`).
@@ -178,30 +186,52 @@ impl MelFrontend {
         let win_length = (cfg.window_size * sample_rate) as usize;
         let hop = (cfg.window_stride * sample_rate) as usize;
         if win_length == 0 || hop == 0 {
-            return Err(invalid("window_size/window_stride", format!("{}/{}", cfg.window_size, cfg.window_stride), "must be at least one sample"));
+            return Err(invalid(
+                "window_size/window_stride",
+                format!("{}/{}", cfg.window_size, cfg.window_stride),
+                "must be at least one sample",
+            ));
         }
         let n_fft = match cfg.n_fft {
             Some(n) if n > 0 => n,
             _ => win_length.next_power_of_two(),
         };
         if n_fft < win_length {
-            return Err(invalid("n_fft", n_fft.to_string(), "shorter than the window"));
+            return Err(invalid(
+                "n_fft",
+                n_fft.to_string(),
+                "shorter than the window",
+            ));
         }
         let fmax = match cfg.highfreq {
             Some(f) if f != 0.0 => f,
             _ => sample_rate / 2.0,
         };
         if !(0.0 <= cfg.lowfreq && cfg.lowfreq < fmax) {
-            return Err(invalid("lowfreq/highfreq", format!("{}/{fmax}", cfg.lowfreq), "need 0 <= lowfreq < highfreq"));
+            return Err(invalid(
+                "lowfreq/highfreq",
+                format!("{}/{fmax}", cfg.lowfreq),
+                "need 0 <= lowfreq < highfreq",
+            ));
         }
         let slaney_norm = cfg.mel_norm.as_deref() == Some("slaney");
-        let weights = librosa_mel(sample_rate, n_fft, cfg.features, cfg.lowfreq, fmax, slaney_norm);
+        let weights = librosa_mel(
+            sample_rate,
+            n_fft,
+            cfg.features,
+            cfg.lowfreq,
+            fmax,
+            slaney_norm,
+        );
         Ok(Self {
             n_fft,
             hop,
             window: symmetric_hann(win_length),
             window_offset: (n_fft - win_length) / 2,
-            filters: weights.iter().map(|row| MelFilter::from_dense(row)).collect(),
+            filters: weights
+                .iter()
+                .map(|row| MelFilter::from_dense(row))
+                .collect(),
             fft: RealFftPlanner::new().plan_fft_forward(n_fft),
             preemph: cfg.preemph.map(|p| p as f32),
             mag_power: cfg.mag_power,
@@ -231,6 +261,10 @@ impl MelFrontend {
     pub fn compute(&self, samples: &[f32]) -> (Vec<f32>, usize, usize) {
         let (n_frames, valid) = self.frame_counts(samples.len());
         let mut features = vec![self.pad_value; self.n_mels() * n_frames];
+        if valid == 0 {
+            // NeMo's statistics are NaN here, but every frame ends up masked to `pad_value`.
+            return (features, n_frames, valid);
+        }
         self.log_mel_into(samples, valid, &mut features, n_frames);
         match self.normalize {
             Normalize::PerFeature => {
@@ -238,7 +272,7 @@ impl MelFrontend {
                     standardize(&mut row[..valid]);
                 }
             }
-            Normalize::AllFeatures => standardize_columns(&mut features, n_frames, valid),
+            Normalize::AllFeatures => standardize_all(&mut features, n_frames, valid),
             Normalize::None => {}
         }
         (features, n_frames, valid)
@@ -246,7 +280,11 @@ impl MelFrontend {
 
     /// [`compute`](Self::compute) as a `(1, n_mels, n_frames)` f32 tensor on `device`, plus the
     /// number of valid frames.
-    pub fn forward(&self, samples: &[f32], device: &Device) -> candle_core::Result<(Tensor, usize)> {
+    pub fn forward(
+        &self,
+        samples: &[f32],
+        device: &Device,
+    ) -> candle_core::Result<(Tensor, usize)> {
         let (features, n_frames, valid) = self.compute(samples);
         let tensor = Tensor::from_vec(features, (1, self.n_mels(), n_frames), device)?;
         Ok((tensor, valid))
@@ -272,7 +310,10 @@ impl MelFrontend {
     /// Writes the (log-)mel energies of the first `valid` frames into `features`
     /// (`[n_mels][stride]`); the other frames are never used by NeMo, so they are not computed.
     fn log_mel_into(&self, samples: &[f32], valid: usize, features: &mut [f32], stride: usize) {
-        let emphasized = Emphasized { samples, coeff: self.preemph };
+        let emphasized = Emphasized {
+            samples,
+            coeff: self.preemph,
+        };
         let mut frame = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = self.fft.make_scratch_vec();
@@ -282,7 +323,11 @@ impl MelFrontend {
         for t in 0..valid {
             let start = first + (t * self.hop) as isize;
             frame.fill(0.0);
-            for (j, (slot, w)) in frame[self.window_offset..].iter_mut().zip(&self.window).enumerate() {
+            for (j, (slot, w)) in frame[self.window_offset..]
+                .iter_mut()
+                .zip(&self.window)
+                .enumerate()
+            {
                 *slot = w * f64::from(emphasized.at(start + j as isize));
             }
             self.fft
@@ -326,8 +371,12 @@ impl Emphasized<'_> {
     ///
     /// Computed in f32 like torch: `x[t] - f32(preemph) * x[t-1]`.
     fn at(&self, i: isize) -> f32 {
-        let Ok(i) = usize::try_from(i) else { return 0.0 };
-        let Some(&x) = self.samples.get(i) else { return 0.0 };
+        let Ok(i) = usize::try_from(i) else {
+            return 0.0;
+        };
+        let Some(&x) = self.samples.get(i) else {
+            return 0.0;
+        };
         match (self.coeff, i) {
             (Some(coeff), 1..) => x - coeff * self.samples[i - 1],
             _ => x,
@@ -338,28 +387,46 @@ impl Emphasized<'_> {
 impl MelFilter {
     fn from_dense(row: &[f64]) -> Self {
         let first_bin = row.iter().position(|&w| w != 0.0).unwrap_or(0);
-        let end = row.iter().rposition(|&w| w != 0.0).map_or(first_bin, |last| last + 1);
-        Self { first_bin, weights: row[first_bin..end].to_vec() }
+        let end = row
+            .iter()
+            .rposition(|&w| w != 0.0)
+            .map_or(first_bin, |last| last + 1);
+        Self {
+            first_bin,
+            weights: row[first_bin..end].to_vec(),
+        }
     }
 
     fn apply(&self, power: &[f64]) -> f64 {
-        self.weights.iter().zip(&power[self.first_bin..]).map(|(w, p)| w * p).sum()
+        self.weights
+            .iter()
+            .zip(&power[self.first_bin..])
+            .map(|(w, p)| w * p)
+            .sum()
     }
 }
 
 /// Standardises `values` in place: `(x - mean) / (std + 1e-5)` with the N-1 standard deviation,
 /// as NeMo's `normalize_batch`; a single value has std 0 (NeMo replaces the NaN by 0).
 fn standardize(values: &mut [f32]) {
-    let Some((mean, std)) = mean_std(values.iter().copied()) else { return };
+    let Some((mean, std)) = mean_std(values.iter().copied()) else {
+        return;
+    };
     for x in values {
         *x = ((f64::from(*x) - mean) / (std + STD_GUARD)) as f32;
     }
 }
 
 /// `all_features` normalisation: one mean and std over the first `valid` frames of every row.
-fn standardize_columns(features: &mut [f32], stride: usize, valid: usize) {
-    let valid_values = || features.chunks_exact(stride).flat_map(|row| row[..valid].iter().copied());
-    let Some((mean, std)) = mean_std(valid_values()) else { return };
+fn standardize_all(features: &mut [f32], stride: usize, valid: usize) {
+    let valid_values = || {
+        features
+            .chunks_exact(stride)
+            .flat_map(|row| row[..valid].iter().copied())
+    };
+    let Some((mean, std)) = mean_std(valid_values()) else {
+        return;
+    };
     for row in features.chunks_exact_mut(stride) {
         for x in &mut row[..valid] {
             *x = ((f64::from(*x) - mean) / (std + STD_GUARD)) as f32;
@@ -375,7 +442,11 @@ fn mean_std(values: impl Iterator<Item = f32> + Clone) -> Option<(f64, f64)> {
     }
     let mean = values.clone().map(f64::from).sum::<f64>() / n as f64;
     let squares: f64 = values.map(|x| (f64::from(x) - mean).powi(2)).sum();
-    let std = if n > 1 { (squares / (n - 1) as f64).sqrt() } else { 0.0 };
+    let std = if n > 1 {
+        (squares / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
     Some((mean, std))
 }
 
@@ -387,13 +458,22 @@ fn symmetric_hann(len: usize) -> Vec<f64> {
         return vec![1.0];
     }
     let step = (2.0 * std::f64::consts::PI / (len - 1) as f64) as f32;
-    (0..len).map(|n| f64::from((n as f32 * step).cos() * -0.5 + 0.5)).collect()
+    (0..len)
+        .map(|n| f64::from((n as f32 * step).cos() * -0.5 + 0.5))
+        .collect()
 }
 
 /// `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm="slaney" or None)`,
 /// reproducing its float64 arithmetic and float32 storage step by step (so the weights are
 /// bit-identical to NeMo's `fb` buffer); returns `[n_mels][n_fft/2 + 1]`.
-fn librosa_mel(sr: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64, slaney_norm: bool) -> Vec<Vec<f64>> {
+fn librosa_mel(
+    sr: f64,
+    n_fft: usize,
+    n_mels: usize,
+    fmin: f64,
+    fmax: f64,
+    slaney_norm: bool,
+) -> Vec<Vec<f64>> {
     // np.fft.rfftfreq(n_fft, d=1/sr)
     let bin_hz = 1.0 / (n_fft as f64 * (1.0 / sr));
     let fft_freqs: Vec<f64> = (0..=n_fft / 2).map(|k| k as f64 * bin_hz).collect();
@@ -409,7 +489,11 @@ fn librosa_mel(sr: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64, slane
                     let upper = (right - f) / (right - centre);
                     // librosa stores the triangle in a float32 array, then scales it in place.
                     let weight = f64::from(lower.min(upper).max(0.0) as f32);
-                    if slaney_norm { f64::from((weight * enorm) as f32) } else { weight }
+                    if slaney_norm {
+                        f64::from((weight * enorm) as f32)
+                    } else {
+                        weight
+                    }
                 })
                 .collect()
         })
@@ -422,7 +506,13 @@ fn mel_frequencies(n: usize, fmin: f64, fmax: f64) -> Vec<f64> {
     let (min_mel, max_mel) = (hz_to_mel(fmin), hz_to_mel(fmax));
     let step = (max_mel - min_mel) / (n - 1) as f64;
     (0..n)
-        .map(|i| if i == n - 1 { max_mel } else { i as f64 * step + min_mel })
+        .map(|i| {
+            if i == n - 1 {
+                max_mel
+            } else {
+                i as f64 * step + min_mel
+            }
+        })
         .map(mel_to_hz)
         .collect()
 }
@@ -454,19 +544,39 @@ fn mel_to_hz(mel: f64) -> f64 {
 
 fn check_supported(cfg: &MelConfig) -> Result<(), MelError> {
     if cfg.window != "hann" {
-        return Err(unsupported("window", cfg.window.clone(), "only hann is implemented"));
+        return Err(unsupported(
+            "window",
+            cfg.window.clone(),
+            "only hann is implemented",
+        ));
     }
     if cfg.frame_splicing != 1 {
-        return Err(unsupported("frame_splicing", cfg.frame_splicing.to_string(), "only 1 is implemented"));
+        return Err(unsupported(
+            "frame_splicing",
+            cfg.frame_splicing.to_string(),
+            "only 1 is implemented",
+        ));
     }
     if cfg.exact_pad {
-        return Err(unsupported("exact_pad", "true".into(), "only centred STFT framing is implemented"));
+        return Err(unsupported(
+            "exact_pad",
+            "true".into(),
+            "only centred STFT framing is implemented",
+        ));
     }
     if !matches!(cfg.mel_norm.as_deref(), Some("slaney") | None) {
-        return Err(unsupported("mel_norm", format!("{:?}", cfg.mel_norm), "only slaney or null is implemented"));
+        return Err(unsupported(
+            "mel_norm",
+            format!("{:?}", cfg.mel_norm),
+            "only slaney or null is implemented",
+        ));
     }
     if cfg.features == 0 || cfg.sample_rate == 0 {
-        return Err(invalid("features/sample_rate", format!("{}/{}", cfg.features, cfg.sample_rate), "must be positive"));
+        return Err(invalid(
+            "features/sample_rate",
+            format!("{}/{}", cfg.features, cfg.sample_rate),
+            "must be positive",
+        ));
     }
     Ok(())
 }
@@ -479,7 +589,11 @@ fn log_guard(cfg: &MelConfig) -> Result<Option<LogGuard>, MelError> {
     match cfg.log_zero_guard_type.as_str() {
         "add" => Ok(Some(LogGuard::Add(guard))),
         "clamp" => Ok(Some(LogGuard::Clamp(guard))),
-        other => Err(invalid("log_zero_guard_type", other.into(), "must be add or clamp")),
+        other => Err(invalid(
+            "log_zero_guard_type",
+            other.into(),
+            "must be add or clamp",
+        )),
     }
 }
 
@@ -488,7 +602,11 @@ fn normalize_kind(normalize: Option<&str>) -> Result<Normalize, MelError> {
         Some("per_feature") => Ok(Normalize::PerFeature),
         Some("all_features") => Ok(Normalize::AllFeatures),
         None | Some("none" | "") => Ok(Normalize::None),
-        Some(other) => Err(unsupported("normalize", other.into(), "use per_feature, all_features or none")),
+        Some(other) => Err(unsupported(
+            "normalize",
+            other.into(),
+            "use per_feature, all_features or none",
+        )),
     }
 }
 
@@ -509,7 +627,9 @@ mod tests {
     use crate::audio::decode_file;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mel").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/mel")
+            .join(name)
     }
 
     fn load(name: &str) -> HashMap<String, Tensor> {
@@ -553,36 +673,72 @@ mod tests {
             let expected_len = tensors[&format!("{key}_len")].to_vec1::<i64>().unwrap()[0] as usize;
             let (n_mels, n_frames) = expected.dims2().unwrap();
             let (actual, actual_frames, valid) = frontend.compute(input);
-            assert_eq!((frontend.n_mels(), actual_frames, valid), (n_mels, n_frames, expected_len), "{reference} {key}");
+            assert_eq!(
+                (frontend.n_mels(), actual_frames, valid),
+                (n_mels, n_frames, expected_len),
+                "{reference} {key}"
+            );
             let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
             let (max_abs, relative) = errors(&actual, &expected);
-            println!("{wav} vs {key} of {reference}: max abs {max_abs:.3e}, relative {relative:.3e}");
-            assert!(relative < 1e-4, "{wav} {key}: relative error {relative:.3e} (max abs {max_abs:.3e})");
+            println!(
+                "{wav} vs {key} of {reference}: max abs {max_abs:.3e}, relative {relative:.3e}"
+            );
+            assert!(
+                relative < 1e-4,
+                "{wav} {key}: relative error {relative:.3e} (max abs {max_abs:.3e})"
+            );
         }
     }
 
     #[test]
     fn matches_nemo_128_mels() {
-        check_against_nemo("speech16k.wav", "speech16k.mel128.safetensors", &parakeet_config(128));
-        check_against_nemo("alsa16k.wav", "alsa16k.mel128.safetensors", &parakeet_config(128));
+        check_against_nemo(
+            "speech16k.wav",
+            "speech16k.mel128.safetensors",
+            &parakeet_config(128),
+        );
+        check_against_nemo(
+            "alsa16k.wav",
+            "alsa16k.mel128.safetensors",
+            &parakeet_config(128),
+        );
     }
 
     #[test]
     fn matches_nemo_80_mels() {
-        check_against_nemo("speech16k.wav", "speech16k.mel80.safetensors", &parakeet_config(80));
-        check_against_nemo("alsa16k.wav", "alsa16k.mel80.safetensors", &parakeet_config(80));
+        check_against_nemo(
+            "speech16k.wav",
+            "speech16k.mel80.safetensors",
+            &parakeet_config(80),
+        );
+        check_against_nemo(
+            "alsa16k.wav",
+            "alsa16k.mel80.safetensors",
+            &parakeet_config(80),
+        );
     }
 
     #[test]
     fn matches_nemo_without_normalization() {
-        let cfg = MelConfig { normalize: None, ..parakeet_config(80) };
+        let cfg = MelConfig {
+            normalize: None,
+            ..parakeet_config(80)
+        };
         check_against_nemo("speech16k.wav", "speech16k.mel80_nonorm.safetensors", &cfg);
     }
 
     #[test]
     fn matches_nemo_all_features_padded_to_16() {
-        let cfg = MelConfig { normalize: Some("all_features".into()), pad_to: 16, ..parakeet_config(128) };
-        check_against_nemo("speech16k.wav", "speech16k.mel128_allfeat_pad16.safetensors", &cfg);
+        let cfg = MelConfig {
+            normalize: Some("all_features".into()),
+            pad_to: 16,
+            ..parakeet_config(128)
+        };
+        check_against_nemo(
+            "speech16k.wav",
+            "speech16k.mel128_allfeat_pad16.safetensors",
+            &cfg,
+        );
     }
 
     #[test]
@@ -594,13 +750,27 @@ mod tests {
             assert_eq!(fb.len(), n_mels);
             for (filter, expected) in frontend.filters.iter().zip(&fb) {
                 for (bin, &weight) in expected.iter().enumerate() {
-                    let ours = bin.checked_sub(filter.first_bin).and_then(|i| filter.weights.get(i)).copied().unwrap_or(0.0);
+                    let ours = bin
+                        .checked_sub(filter.first_bin)
+                        .and_then(|i| filter.weights.get(i))
+                        .copied()
+                        .unwrap_or(0.0);
                     assert_eq!(ours as f32, weight, "{n_mels} mels, bin {bin}");
                 }
             }
             let window = reference["window"].to_vec1::<f32>().unwrap();
-            let (max_abs, _) = errors(&frontend.window.iter().map(|&w| w as f32).collect::<Vec<_>>(), &window);
-            assert!(max_abs <= 6e-8, "window differs from torch's by {max_abs:e}");
+            let (max_abs, _) = errors(
+                &frontend
+                    .window
+                    .iter()
+                    .map(|&w| w as f32)
+                    .collect::<Vec<_>>(),
+                &window,
+            );
+            assert!(
+                max_abs <= 6e-8,
+                "window differs from torch's by {max_abs:e}"
+            );
         }
     }
 
@@ -646,7 +816,15 @@ pad_value: 0.0
 ";
         let cfg: MelConfig = serde_yaml_ng::from_str(yaml).unwrap();
         let frontend = MelFrontend::new(&cfg).unwrap();
-        assert_eq!((frontend.n_mels(), frontend.hop_length(), frontend.n_fft, frontend.window.len()), (128, 160, 512, 400));
+        assert_eq!(
+            (
+                frontend.n_mels(),
+                frontend.hop_length(),
+                frontend.n_fft,
+                frontend.window.len()
+            ),
+            (128, 160, 512, 400)
+        );
         assert_eq!(cfg.preemph, Some(0.97));
         assert_eq!(cfg.log_zero_guard_value, 2f64.powi(-24));
     }
@@ -654,12 +832,31 @@ pad_value: 0.0
     #[test]
     fn rejects_what_it_cannot_reproduce() {
         for cfg in [
-            MelConfig { window: "hamming".into(), ..MelConfig::default() },
-            MelConfig { frame_splicing: 3, ..MelConfig::default() },
-            MelConfig { exact_pad: true, ..MelConfig::default() },
-            MelConfig { normalize: Some("fixed_mean".into()), ..MelConfig::default() },
-            MelConfig { log_zero_guard_type: "max".into(), ..MelConfig::default() },
-            MelConfig { n_fft: Some(256), window_size: 0.025, ..MelConfig::default() },
+            MelConfig {
+                window: "hamming".into(),
+                ..MelConfig::default()
+            },
+            MelConfig {
+                frame_splicing: 3,
+                ..MelConfig::default()
+            },
+            MelConfig {
+                exact_pad: true,
+                ..MelConfig::default()
+            },
+            MelConfig {
+                normalize: Some("fixed_mean".into()),
+                ..MelConfig::default()
+            },
+            MelConfig {
+                log_zero_guard_type: "max".into(),
+                ..MelConfig::default()
+            },
+            MelConfig {
+                n_fft: Some(256),
+                window_size: 0.025,
+                ..MelConfig::default()
+            },
         ] {
             let error = MelFrontend::new(&cfg).unwrap_err();
             println!("{error}");

@@ -9,7 +9,7 @@ use crate::decoder::transducer::TransducerShape;
 use crate::decoder::{CtcHead, DecoderKind, Emission, Transducer};
 use crate::encoder::{AttentionWindow, ConformerEncoder};
 use crate::error::{Error, Result};
-use crate::mel::MelFrontend;
+use crate::mel::{MelConfig, MelFrontend};
 use crate::timestamps;
 use crate::tokenizer::Tokenizer;
 use crate::transcript::Transcript;
@@ -77,7 +77,9 @@ impl Parakeet {
     pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
         let Checkpoint { config, tensors, .. } = checkpoint;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let mel = MelFrontend::new(&config.preprocessor)?;
+        // NeMo's `transcribe()` forces `pad_to = 0` whatever the config says; padding only adds
+        // masked frames, so dropping it changes no result and saves work.
+        let mel = MelFrontend::new(&MelConfig { pad_to: 0, ..config.preprocessor.clone() })?;
         if config.encoder.feat_in != mel.n_mels() {
             return Err(Error::Config(format!(
                 "encoder expects {} features, preprocessor makes {}",
