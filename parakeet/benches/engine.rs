@@ -102,7 +102,11 @@ fn run_once(model: &Parakeet, samples: &[f32], options: &TranscribeOptions) -> (
     let kind = model.decoders()[0];
     let emissions = model.decode(kind, &encoded, &lengths).unwrap();
     let t3 = Instant::now();
-    let stages = Stages { mel: secs(t1 - t0), encoder: secs(t2 - t1), decode: secs(t3 - t2) };
+    let stages = Stages {
+        mel: secs(t1 - t0),
+        encoder: secs(t2 - t1),
+        decode: secs(t3 - t2),
+    };
     (stages, emissions[0].len())
 }
 
@@ -116,12 +120,25 @@ fn nemo(python: &Path, args: &Args, threads: usize) -> NemoResult {
         .arg(script)
         .arg(&args.model)
         .arg(&args.audio)
-        .args(["--threads", &threads.to_string(), "--runs", &args.runs.to_string()])
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--runs",
+            &args.runs.to_string(),
+        ])
         .output()
         .expect("running the NeMo benchmark");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "NeMo benchmark failed: {}", String::from_utf8_lossy(&output.stderr));
-    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).expect("a JSON line from NeMo");
+    assert!(
+        output.status.success(),
+        "NeMo benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .expect("a JSON line from NeMo");
     serde_json::from_str(last).expect("NeMo benchmark JSON")
 }
 
@@ -160,7 +177,10 @@ fn main() {
         rss >> 20,
         weights >> 20
     );
-    let reference = args.nemo_python.as_ref().map(|python| nemo(python, &args, threads));
+    let reference = args
+        .nemo_python
+        .as_ref()
+        .map(|python| nemo(python, &args, threads));
     if let Some(n) = &reference {
         println!(
             "nemo:   mel {:.3}s encoder {:.3}s decode {:.3}s total {:.3}s RTFx {:.2} tokens {} peak RSS {} MB",
@@ -174,7 +194,17 @@ fn main() {
         );
     }
     if let Some(path) = &args.write {
-        let section = markdown(&args, threads, duration, ours, total, tokens, rss, weights, reference.as_ref());
+        let section = markdown(
+            &args,
+            threads,
+            duration,
+            ours,
+            total,
+            tokens,
+            rss,
+            weights,
+            reference.as_ref(),
+        );
         write_section(path, &section);
     }
 }
@@ -194,7 +224,11 @@ fn markdown(
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']).to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mut s = String::new();
     s.push_str(&format!(
@@ -205,20 +239,33 @@ fn markdown(
         args.runs,
     ));
     s.push_str("| stage | warble (candle) | NeMo (PyTorch) | NeMo / warble |\n|---|---|---|---|\n");
-    let ratio = |ours: f64, theirs: Option<f64>| theirs.map_or("–".into(), |t| format!("{:.2}x", t / ours));
+    let ratio = |ours: f64, theirs: Option<f64>| {
+        theirs.map_or("–".into(), |t| format!("{:.2}x", t / ours))
+    };
     let cell = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.3} s"));
     for (name, ours_s, theirs) in [
         ("mel features", ours.mel, nemo.map(|n| n.mel.median)),
         ("encoder", ours.encoder, nemo.map(|n| n.encoder.median)),
-        ("greedy TDT decoding", ours.decode, nemo.map(|n| n.decode.median)),
+        (
+            "greedy TDT decoding",
+            ours.decode,
+            nemo.map(|n| n.decode.median),
+        ),
         ("total", total, nemo.map(|n| n.total.median)),
     ] {
-        s.push_str(&format!("| {name} | {ours_s:.3} s | {} | {} |\n", cell(theirs), ratio(ours_s, theirs)));
+        s.push_str(&format!(
+            "| {name} | {ours_s:.3} s | {} | {} |\n",
+            cell(theirs),
+            ratio(ours_s, theirs)
+        ));
     }
     s.push_str(&format!(
         "| real-time factor (audio s / compute s) | {:.2} | {} | |\n",
         duration / total,
-        nemo.map_or("–".into(), |n| format!("{:.2}", duration / n.total.median))
+        nemo.map_or("–".into(), |n| format!(
+            "{:.2}",
+            duration / n.total.median
+        ))
     ));
     s.push_str(&format!(
         "| peak RSS | {:.0} MB ({:.2}x the weights) | {} | |\n",

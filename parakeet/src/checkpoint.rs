@@ -40,7 +40,8 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
         }
         _ => Err(Error::ModelFile {
             path: path.to_path_buf(),
-            message: "no such file or directory, and not a Hugging Face repository id (owner/name)".into(),
+            message: "no such file or directory, and not a Hugging Face repository id (owner/name)"
+                .into(),
         }),
     }
 }
@@ -55,13 +56,19 @@ fn hub_offline() -> bool {
 /// `model.safetensors`, and returns the `.nemo` file or the directory holding the pair.
 fn fetch_from_hub(owner: &str, name: &str) -> Result<PathBuf> {
     let repo_id = format!("{owner}/{name}");
-    let hub_error = |message: String| Error::Hub { repo: repo_id.clone(), message };
+    let hub_error = |message: String| Error::Hub {
+        repo: repo_id.clone(),
+        message,
+    };
     let client = hf_hub::HFClientSync::new().map_err(|e| hub_error(e.to_string()))?;
     let repo = client.model(owner, name);
     let offline = hub_offline();
     let get = |file: &str| {
         tracing::info!(repo = %repo_id, file, offline, "fetching model file");
-        repo.download_file().filename(file).local_files_only(offline).send()
+        repo.download_file()
+            .filename(file)
+            .local_files_only(offline)
+            .send()
     };
     let nemo_error = match get(&format!("{name}.nemo")) {
         Ok(path) => return Ok(path),
@@ -94,7 +101,10 @@ fn weights_file(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    let not_found = |message: &str| Error::ModelFile { path: path.to_path_buf(), message: message.into() };
+    let not_found = |message: &str| Error::ModelFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
     let entries = std::fs::read_dir(path).map_err(|e| not_found(&e.to_string()))?;
     let mut nemo_files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -106,7 +116,9 @@ fn weights_file(path: &Path) -> Result<PathBuf> {
         [] if path.join("model.safetensors").is_file() && path.join("config.json").is_file() => {
             Ok(path.join("model.safetensors"))
         }
-        [] => Err(not_found("holds neither a .nemo file nor config.json + model.safetensors")),
+        [] => Err(not_found(
+            "holds neither a .nemo file nor config.json + model.safetensors",
+        )),
         _ => Err(not_found("holds several .nemo files; name one")),
     }
 }
@@ -117,13 +129,20 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
     if actual.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {
-        Err(Error::ChecksumMismatch { path: path.to_path_buf(), expected: expected.trim().to_lowercase(), actual })
+        Err(Error::ChecksumMismatch {
+            path: path.to_path_buf(),
+            expected: expected.trim().to_lowercase(),
+            actual,
+        })
     }
 }
 
 /// Hex SHA-256 of a file, read in 1 MiB blocks.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io_error = |e: std::io::Error| Error::ModelFile { path: path.to_path_buf(), message: e.to_string() };
+    let io_error = |e: std::io::Error| Error::ModelFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let mut file = File::open(path).map_err(io_error)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -134,18 +153,26 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Reads a `.nemo` archive: a tar (plain or gzipped) holding `model_config.yaml` and the PyTorch
 /// state dict `model_weights.ckpt`. The state dict is unpacked to a temporary file because
 /// PyTorch checkpoints are zip files that need random access.
 fn read_nemo(path: &Path) -> Result<Checkpoint> {
-    let fail = |message: String| Error::ModelFile { path: path.to_path_buf(), message };
+    let fail = |message: String| Error::ModelFile {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let mut magic = [0u8; 2];
     let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    file.seek(SeekFrom::Start(0)).map_err(|e| fail(e.to_string()))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| fail(e.to_string()))?;
     let reader: Box<dyn Read> = if gzipped {
         Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
     } else {
@@ -154,15 +181,25 @@ fn read_nemo(path: &Path) -> Result<Checkpoint> {
     let mut archive = tar::Archive::new(reader);
     let mut config_text = None;
     let mut weights = None;
-    for entry in archive.entries().map_err(|e| fail(format!("not a tar archive: {e}")))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| fail(format!("not a tar archive: {e}")))?
+    {
         let mut entry = entry.map_err(|e| fail(format!("corrupt archive: {e}")))?;
-        let name = entry.path().map_err(|e| fail(e.to_string()))?.to_string_lossy().into_owned();
+        let name = entry
+            .path()
+            .map_err(|e| fail(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with("model_config.yaml") {
             let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(|e| fail(format!("{name}: {e}")))?;
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| fail(format!("{name}: {e}")))?;
             config_text = Some(text);
         } else if name.ends_with("model_weights.ckpt") {
-            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
+            let mut tmp =
+                tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
             std::io::copy(&mut entry, &mut tmp).map_err(|e| fail(format!("{name}: {e}")))?;
             weights = Some(tmp);
         }
@@ -174,5 +211,9 @@ fn read_nemo(path: &Path) -> Result<Checkpoint> {
         .map_err(|e| fail(format!("model_weights.ckpt: {e}")))?
         .into_iter()
         .collect();
-    Ok(Checkpoint { config, tensors, weights_file: path.to_path_buf() })
+    Ok(Checkpoint {
+        config,
+        tensors,
+        weights_file: path.to_path_buf(),
+    })
 }

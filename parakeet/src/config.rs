@@ -121,7 +121,10 @@ impl DecoderConfig {
     pub fn is_ctc(&self) -> bool {
         self.prednet.is_none()
             && (self.num_classes.is_some()
-                || self.target.as_deref().is_some_and(|t| t.ends_with("ConvASRDecoder")))
+                || self
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with("ConvASRDecoder")))
     }
 }
 

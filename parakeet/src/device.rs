@@ -6,9 +6,16 @@ use crate::error::{Error, Result};
 
 /// Opens the device named by `spec`. CUDA and Metal need the crate's `cuda` / `metal` features.
 pub fn parse_device(spec: &str) -> Result<Device> {
-    let fail = |message: String| Error::Device { spec: spec.to_string(), message };
+    let fail = |message: String| Error::Device {
+        spec: spec.to_string(),
+        message,
+    };
     let (kind, ordinal) = match spec.split_once(':') {
-        Some((kind, n)) => (kind, n.parse::<usize>().map_err(|_| fail(format!("{n:?} is not a device number")))?),
+        Some((kind, n)) => (
+            kind,
+            n.parse::<usize>()
+                .map_err(|_| fail(format!("{n:?} is not a device number")))?,
+        ),
         None => (spec, 0),
     };
     match kind {

@@ -18,15 +18,22 @@ use crate::error::{Error, Result};
 
 /// Reads `model.safetensors` and the `config.json` beside it.
 pub fn read(weights: &Path) -> Result<Checkpoint> {
-    let fail = |message: String| Error::ModelFile { path: weights.to_path_buf(), message };
+    let fail = |message: String| Error::ModelFile {
+        path: weights.to_path_buf(),
+        message,
+    };
     let config_path = weights.with_file_name("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| fail(format!("config.json: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&finite_json(&text)).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| fail(format!("config.json: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&finite_json(&text))
+        .map_err(|e| Error::Config(format!("config.json: {e}")))?;
     if value.get("quantization").is_some() || value.get("quantization_config").is_some() {
-        return Err(Error::Unsupported("quantized MLX weights (use an unquantized conversion or the .nemo file)".into()));
+        return Err(Error::Unsupported(
+            "quantized MLX weights (use an unquantized conversion or the .nemo file)".into(),
+        ));
     }
-    let config: ModelConfig = serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+    let config: ModelConfig =
+        serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
     let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?
         .into_iter()
         .map(|(name, tensor)| to_nemo(name, tensor))
@@ -34,7 +41,11 @@ pub fn read(weights: &Path) -> Result<Checkpoint> {
         .into_iter()
         .flatten()
         .collect::<HashMap<_, _>>();
-    Ok(Checkpoint { config, tensors, weights_file: weights.to_path_buf() })
+    Ok(Checkpoint {
+        config,
+        tensors,
+        weights_file: weights.to_path_buf(),
+    })
 }
 
 /// One MLX tensor as the NeMo tensors it stands for (two for an LSTM bias, which MLX keeps
@@ -46,11 +57,16 @@ fn to_nemo(name: String, tensor: Tensor) -> Result<Vec<(String, Tensor)>> {
         return Ok(match kind {
             "Wx" => vec![(nemo("weight_ih"), tensor)],
             "Wh" => vec![(nemo("weight_hh"), tensor)],
-            _ => vec![(nemo("bias_hh"), tensor.zeros_like()?), (nemo("bias_ih"), tensor)],
+            _ => vec![
+                (nemo("bias_hh"), tensor.zeros_like()?),
+                (nemo("bias_ih"), tensor),
+            ],
         });
     }
     let is_conv_weight = name.ends_with(".weight")
-        && (name.contains(".conv.") || name.contains("pre_encode.conv") || name.contains("decoder_layers"));
+        && (name.contains(".conv.")
+            || name.contains("pre_encode.conv")
+            || name.contains("decoder_layers"));
     let tensor = match (is_conv_weight, tensor.rank()) {
         (true, 4) => tensor.permute((0, 3, 1, 2))?.contiguous()?,
         (true, 3) => tensor.permute((0, 2, 1))?.contiguous()?,
@@ -79,7 +95,10 @@ fn finite_json(text: &str) -> String {
             (in_string, escaped) = (escaped || c != '"', !escaped && c == '\\');
         } else if c == '"' {
             in_string = true;
-        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"].into_iter().find(|t| rest.starts_with(t)) {
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
             out.push_str("null");
             rest = &rest[token.len()..];
             continue;

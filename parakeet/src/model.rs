@@ -25,7 +25,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, sha256: None }
+        Self {
+            device: Device::Cpu,
+            sha256: None,
+        }
     }
 }
 
@@ -47,7 +50,12 @@ pub struct TranscribeOptions {
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
-        Self { decoder: None, long_audio_secs: Some(300.0), long_audio_window: 256, segment_pause_secs: Some(2.0) }
+        Self {
+            decoder: None,
+            long_audio_secs: Some(300.0),
+            long_audio_window: 256,
+            segment_pause_secs: Some(2.0),
+        }
     }
 }
 
@@ -75,11 +83,16 @@ impl Parakeet {
 
     /// Builds the model from a checkpoint already in memory.
     pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
-        let Checkpoint { config, tensors, .. } = checkpoint;
+        let Checkpoint {
+            config, tensors, ..
+        } = checkpoint;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         // NeMo's `transcribe()` forces `pad_to = 0` whatever the config says; padding only adds
         // masked frames, so dropping it changes no result and saves work.
-        let mel = MelFrontend::new(&MelConfig { pad_to: 0, ..config.preprocessor.clone() })?;
+        let mel = MelFrontend::new(&MelConfig {
+            pad_to: 0,
+            ..config.preprocessor.clone()
+        })?;
         if config.encoder.feat_in != mel.n_mels() {
             return Err(Error::Config(format!(
                 "encoder expects {} features, preprocessor makes {}",
@@ -91,13 +104,27 @@ impl Parakeet {
         let tokenizer = Tokenizer::new(vocabulary(&config)?);
         let (transducer, ctc) = load_heads(&config, tokenizer.len(), &vb)?;
         let sample_rate = config.preprocessor.sample_rate;
-        let frame_secs = config.encoder.subsampling_factor as f64 * mel.hop_length() as f64 / sample_rate as f64;
-        Ok(Self { mel, encoder, transducer, ctc, tokenizer, device: device.clone(), sample_rate, frame_secs })
+        let frame_secs =
+            config.encoder.subsampling_factor as f64 * mel.hop_length() as f64 / sample_rate as f64;
+        Ok(Self {
+            mel,
+            encoder,
+            transducer,
+            ctc,
+            tokenizer,
+            device: device.clone(),
+            sample_rate,
+            frame_secs,
+        })
     }
 
     /// The decoders this model has, main one first.
     pub fn decoders(&self) -> Vec<DecoderKind> {
-        self.transducer.iter().map(Transducer::kind).chain(self.ctc.iter().map(|_| DecoderKind::Ctc)).collect()
+        self.transducer
+            .iter()
+            .map(Transducer::kind)
+            .chain(self.ctc.iter().map(|_| DecoderKind::Ctc))
+            .collect()
     }
 
     /// Sample rate the model expects (16 kHz for every Parakeet).
@@ -122,7 +149,12 @@ impl Parakeet {
 
     /// Encodes a padded batch of features `(batch, n_mels, frames)` with `lengths` valid
     /// frames each, into `(batch, encoder_frames, d_model)` and valid encoder frames.
-    pub fn encode(&self, mel: &Tensor, lengths: &[usize], window: AttentionWindow) -> Result<(Tensor, Vec<usize>)> {
+    pub fn encode(
+        &self,
+        mel: &Tensor,
+        lengths: &[usize],
+        window: AttentionWindow,
+    ) -> Result<(Tensor, Vec<usize>)> {
         Ok(self.encoder.forward(mel, lengths, window)?)
     }
 
@@ -131,7 +163,9 @@ impl Parakeet {
         let configured = self.encoder.configured_window();
         let secs = samples as f64 / self.sample_rate as f64;
         match (configured, options.long_audio_secs) {
-            (AttentionWindow::Full, Some(limit)) if secs > limit => AttentionWindow::Local(options.long_audio_window),
+            (AttentionWindow::Full, Some(limit)) if secs > limit => {
+                AttentionWindow::Local(options.long_audio_window)
+            }
             _ => configured,
         }
     }
@@ -144,7 +178,11 @@ impl Parakeet {
 
     /// Transcribes several utterances in one forward pass, padded to the longest; each result is
     /// what [`Self::transcribe`] gives for that utterance alone.
-    pub fn transcribe_batch(&self, batch: &[&[f32]], options: &TranscribeOptions) -> Result<Vec<Transcript>> {
+    pub fn transcribe_batch(
+        &self,
+        batch: &[&[f32]],
+        options: &TranscribeOptions,
+    ) -> Result<Vec<Transcript>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -154,7 +192,9 @@ impl Parakeet {
         let (mel, mel_lengths) = self.batch_features(batch)?;
         let (encoded, lengths) = self.encoder.forward(&mel, &mel_lengths, window)?;
         let emissions = self.decode(kind, &encoded, &lengths)?;
-        let pause = options.segment_pause_secs.map(|s| (s / self.frame_secs).round() as usize);
+        let pause = options
+            .segment_pause_secs
+            .map(|s| (s / self.frame_secs).round() as usize);
         Ok(emissions
             .into_iter()
             .zip(batch)
@@ -169,7 +209,11 @@ impl Parakeet {
             Some(kind) if available.contains(&kind) => Ok(kind),
             Some(kind) => Err(Error::NoSuchDecoder {
                 requested: kind,
-                available: available.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                available: available
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -183,7 +227,10 @@ impl Parakeet {
             mels.push(mel);
             lengths.push(valid);
         }
-        let frames = mels.iter().map(|m| m.dim(2)).collect::<candle_core::Result<Vec<_>>>()?;
+        let frames = mels
+            .iter()
+            .map(|m| m.dim(2))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let max = frames.iter().copied().max().unwrap_or(0);
         let padded = mels
             .iter()
@@ -194,7 +241,12 @@ impl Parakeet {
     }
 
     /// Runs the chosen head over encoder output; one emission list per batch item.
-    pub fn decode(&self, kind: DecoderKind, encoded: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<Emission>>> {
+    pub fn decode(
+        &self,
+        kind: DecoderKind,
+        encoded: &Tensor,
+        lengths: &[usize],
+    ) -> Result<Vec<Vec<Emission>>> {
         match (kind, &self.transducer, &self.ctc) {
             (DecoderKind::Ctc, _, Some(ctc)) => {
                 let log_probs = ctc.log_probs(encoded)?;
@@ -206,14 +258,27 @@ impl Parakeet {
             }
             (_, Some(transducer), _) => {
                 let projected = transducer.project_encoder(encoded)?;
-                Ok(projected.iter().zip(lengths).map(|(p, &frames)| transducer.greedy(p, frames)).collect())
+                Ok(projected
+                    .iter()
+                    .zip(lengths)
+                    .map(|(p, &frames)| transducer.greedy(p, frames))
+                    .collect())
             }
-            _ => Err(Error::NoSuchDecoder { requested: kind, available: String::new() }),
+            _ => Err(Error::NoSuchDecoder {
+                requested: kind,
+                available: String::new(),
+            }),
         }
     }
 
     /// Text, tokens, words and segments with times in seconds.
-    fn assemble(&self, mut emissions: Vec<Emission>, kind: DecoderKind, samples: usize, pause: Option<usize>) -> Transcript {
+    fn assemble(
+        &self,
+        mut emissions: Vec<Emission>,
+        kind: DecoderKind,
+        samples: usize,
+        pause: Option<usize>,
+    ) -> Transcript {
         timestamps::refine_punctuation(&mut emissions, &self.tokenizer, kind);
         let words = timestamps::words(&emissions, &self.tokenizer);
         let segments = timestamps::segments(&words, pause);
@@ -235,33 +300,58 @@ fn vocabulary(config: &ModelConfig) -> Result<Vec<String>> {
         .as_ref()
         .and_then(|j| j.vocabulary.clone())
         .or_else(|| config.decoder.vocabulary.clone())
-        .or_else(|| config.aux_ctc.as_ref().and_then(|a| a.decoder.vocabulary.clone()))
+        .or_else(|| {
+            config
+                .aux_ctc
+                .as_ref()
+                .and_then(|a| a.decoder.vocabulary.clone())
+        })
         .or_else(|| config.labels.clone())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::Config("no vocabulary (joint.vocabulary, decoder.vocabulary or labels)".into()))
+        .ok_or_else(|| {
+            Error::Config("no vocabulary (joint.vocabulary, decoder.vocabulary or labels)".into())
+        })
 }
 
 /// The transducer head (prediction + joint) and/or the CTC head the config describes.
-fn load_heads(config: &ModelConfig, vocab_size: usize, vb: &VarBuilder) -> Result<(Option<Transducer>, Option<CtcHead>)> {
+fn load_heads(
+    config: &ModelConfig,
+    vocab_size: usize,
+    vb: &VarBuilder,
+) -> Result<(Option<Transducer>, Option<CtcHead>)> {
     let d_model = config.encoder.d_model;
     let check_vocab = |n: usize, section: &str| {
         if n == vocab_size {
             Ok(())
         } else {
-            Err(Error::Config(format!("{section} has {n} classes but the vocabulary has {vocab_size} pieces")))
+            Err(Error::Config(format!(
+                "{section} has {n} classes but the vocabulary has {vocab_size} pieces"
+            )))
         }
     };
-    let ctc_head = |decoder: &crate::config::DecoderConfig, prefix: &str, section: &str| -> Result<CtcHead> {
-        let classes = decoder.num_classes.filter(|&n| n > 0).map(|n| n as usize).unwrap_or(vocab_size);
-        check_vocab(classes, section)?;
-        let feat_in = decoder.feat_in.unwrap_or(d_model);
-        Ok(CtcHead::load(feat_in, classes, vb.pp(prefix))?)
-    };
+    let ctc_head =
+        |decoder: &crate::config::DecoderConfig, prefix: &str, section: &str| -> Result<CtcHead> {
+            let classes = decoder
+                .num_classes
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .unwrap_or(vocab_size);
+            check_vocab(classes, section)?;
+            let feat_in = decoder.feat_in.unwrap_or(d_model);
+            Ok(CtcHead::load(feat_in, classes, vb.pp(prefix))?)
+        };
     if config.decoder.is_ctc() {
         return Ok((None, Some(ctc_head(&config.decoder, "decoder", "decoder")?)));
     }
-    let joint = config.joint.as_ref().ok_or_else(|| Error::Config("transducer model without a joint section".into()))?;
-    let prednet = config.decoder.prednet.as_ref().ok_or_else(|| Error::Config("decoder has no prednet".into()))?;
+    let joint = config
+        .joint
+        .as_ref()
+        .ok_or_else(|| Error::Config("transducer model without a joint section".into()))?;
+    let prednet = config
+        .decoder
+        .prednet
+        .as_ref()
+        .ok_or_else(|| Error::Config("decoder has no prednet".into()))?;
     check_vocab(joint.num_classes, "joint")?;
     let durations = config.tdt_durations().unwrap_or_default();
     if durations.len() != joint.num_extra_outputs {
@@ -272,7 +362,9 @@ fn load_heads(config: &ModelConfig, vocab_size: usize, vb: &VarBuilder) -> Resul
         )));
     }
     if !config.decoder.blank_as_pad {
-        return Err(Error::Unsupported("a prediction network without blank_as_pad".into()));
+        return Err(Error::Unsupported(
+            "a prediction network without blank_as_pad".into(),
+        ));
     }
     let shape = TransducerShape {
         vocab_size,

@@ -14,9 +14,18 @@ pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Resu
 
 /// A `nn.Conv1d(in_dim, out_dim, kernel_size=1)`, which is a linear layer over channels;
 /// loaded as one so that it runs as a single matmul in channels-last layout.
-pub fn pointwise_conv1d(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+pub fn pointwise_conv1d(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    vb: VarBuilder,
+) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)?;
-    let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+    let bias = if bias {
+        Some(vb.get(out_dim, "bias")?)
+    } else {
+        None
+    };
     Ok(Linear::new(weight, bias))
 }
 
@@ -78,7 +87,10 @@ impl FrameMask {
                 .collect();
             Some(Tensor::from_vec(data, (lengths.len(), max_len), device)?)
         };
-        Ok(Self { lengths: lengths.to_vec(), mask })
+        Ok(Self {
+            lengths: lengths.to_vec(),
+            mask,
+        })
     }
 
     /// Valid frames per item.
@@ -101,9 +113,13 @@ impl FrameMask {
     /// Additive attention bias `(batch, 1, time, time)`: 0 where both query and key are real,
     /// a large negative number elsewhere (NeMo masks such scores before the softmax).
     pub fn attention_bias(&self) -> Result<Option<Tensor>> {
-        let Some(mask) = &self.mask else { return Ok(None) };
+        let Some(mask) = &self.mask else {
+            return Ok(None);
+        };
         let (b, t) = mask.dims2()?;
-        let both = mask.reshape((b, 1, t, 1))?.broadcast_mul(&mask.reshape((b, 1, 1, t))?)?;
+        let both = mask
+            .reshape((b, 1, t, 1))?
+            .broadcast_mul(&mask.reshape((b, 1, 1, t))?)?;
         Ok(Some(((both - 1.0)? * MASKED_SCORE)?))
     }
 }

@@ -24,7 +24,11 @@ pub const SEGMENT_DELIMITERS: [char; 3] = ['.', '?', '!'];
 pub fn refine_punctuation(emissions: &mut [Emission], tokenizer: &Tokenizer, kind: DecoderKind) {
     for i in 1..emissions.len() {
         let text = tokenizer.decode(&[emissions[i].token]);
-        if !text.chars().next().is_some_and(|c| tokenizer.punctuation().contains(&c)) {
+        if !text
+            .chars()
+            .next()
+            .is_some_and(|c| tokenizer.punctuation().contains(&c))
+        {
             continue;
         }
         match kind {
@@ -42,7 +46,10 @@ pub fn refine_punctuation(emissions: &mut [Emission], tokenizer: &Tokenizer, kin
 /// Groups tokens into words: a word starts at a piece that carries the word marker, and
 /// punctuation sticks to the word before it.
 pub fn words(emissions: &[Emission], tokenizer: &Tokenizer) -> Vec<WordSpan> {
-    let texts: Vec<String> = emissions.iter().map(|e| tokenizer.decode(&[e.token])).collect();
+    let texts: Vec<String> = emissions
+        .iter()
+        .map(|e| tokenizer.decode(&[e.token]))
+        .collect();
     let mut words: Vec<WordSpan> = Vec::new();
     let mut built: Vec<&str> = Vec::new();
     let mut first = 0;
@@ -76,7 +83,10 @@ pub fn words(emissions: &[Emission], tokenizer: &Tokenizer) -> Vec<WordSpan> {
             }
             last.word.push_str(text);
         } else if is_punct && !built.is_empty() {
-            if built.last().is_some_and(|p| [" ", "_", "\u{2581}"].contains(p)) {
+            if built
+                .last()
+                .is_some_and(|p| [" ", "_", "\u{2581}"].contains(p))
+            {
                 built.pop();
             }
             built.push(piece);
@@ -121,8 +131,16 @@ pub fn segments(words: &[WordSpan], gap_frames: Option<usize>) -> Vec<SegmentSpa
     let mut current: Vec<&WordSpan> = Vec::new();
     let close = |current: &mut Vec<&WordSpan>, segments: &mut Vec<SegmentSpan>| {
         if let (Some(first), Some(last)) = (current.first(), current.last()) {
-            let text = current.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
-            segments.push(SegmentSpan { text, start: first.start, end: last.end });
+            let text = current
+                .iter()
+                .map(|w| w.word.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            segments.push(SegmentSpan {
+                text,
+                start: first.start,
+                end: last.end,
+            });
         }
         current.clear();
     };
@@ -151,16 +169,38 @@ mod tests {
     }
 
     fn emit(tokens: &[(usize, usize, usize)]) -> Vec<Emission> {
-        tokens.iter().map(|&(token, start, end)| Emission { token, start, end }).collect()
+        tokens
+            .iter()
+            .map(|&(token, start, end)| Emission { token, start, end })
+            .collect()
     }
 
     #[test]
     fn words_join_pieces_and_keep_punctuation() {
         let t = tokenizer();
-        let e = emit(&[(0, 1, 2), (1, 2, 4), (2, 6, 8), (3, 9, 9), (4, 20, 21), (5, 22, 23), (6, 23, 24)]);
+        let e = emit(&[
+            (0, 1, 2),
+            (1, 2, 4),
+            (2, 6, 8),
+            (3, 9, 9),
+            (4, 20, 21),
+            (5, 22, 23),
+            (6, 23, 24),
+        ]);
         let w = words(&e, &t);
-        let got: Vec<_> = w.iter().map(|w| (w.word.as_str(), w.start, w.end)).collect();
-        assert_eq!(got, [("hello", 1, 4), ("world.", 6, 9), ("how", 20, 21), ("are?", 22, 24)]);
+        let got: Vec<_> = w
+            .iter()
+            .map(|w| (w.word.as_str(), w.start, w.end))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("hello", 1, 4),
+                ("world.", 6, 9),
+                ("how", 20, 21),
+                ("are?", 22, 24)
+            ]
+        );
     }
 
     #[test]
@@ -173,11 +213,30 @@ mod tests {
 
     #[test]
     fn segments_split_on_sentence_ends_and_pauses() {
-        let w = |word: &str, start, end| WordSpan { word: word.into(), start, end };
-        let words = [w("one", 0, 2), w("two.", 3, 5), w("three", 6, 8), w("four", 40, 42)];
+        let w = |word: &str, start, end| WordSpan {
+            word: word.into(),
+            start,
+            end,
+        };
+        let words = [
+            w("one", 0, 2),
+            w("two.", 3, 5),
+            w("three", 6, 8),
+            w("four", 40, 42),
+        ];
         let by_punct: Vec<_> = segments(&words, None).into_iter().map(|s| s.text).collect();
         assert_eq!(by_punct, ["one two.", "three four"]);
-        let by_gap: Vec<_> = segments(&words, Some(25)).into_iter().map(|s| (s.text, s.start, s.end)).collect();
-        assert_eq!(by_gap, [("one two.".into(), 0, 5), ("three".into(), 6, 8), ("four".into(), 40, 42)]);
+        let by_gap: Vec<_> = segments(&words, Some(25))
+            .into_iter()
+            .map(|s| (s.text, s.start, s.end))
+            .collect();
+        assert_eq!(
+            by_gap,
+            [
+                ("one two.".into(), 0, 5),
+                ("three".into(), 6, 8),
+                ("four".into(), 40, 42)
+            ]
+        );
     }
 }

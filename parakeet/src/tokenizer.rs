@@ -27,7 +27,10 @@ impl Tokenizer {
             .flat_map(|p| p.chars())
             .filter(|c| c.general_category_group() == GeneralCategoryGroup::Punctuation)
             .collect();
-        Self { pieces, punctuation }
+        Self {
+            pieces,
+            punctuation,
+        }
     }
 
     /// Number of pieces (the vocabulary size, without blank).

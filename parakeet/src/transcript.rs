@@ -86,10 +86,21 @@ impl Transcript {
                     end: at(e.end),
                 })
                 .collect(),
-            words: words.iter().map(|w| TimedWord { word: w.word.clone(), start: at(w.start), end: at(w.end) }).collect(),
+            words: words
+                .iter()
+                .map(|w| TimedWord {
+                    word: w.word.clone(),
+                    start: at(w.start),
+                    end: at(w.end),
+                })
+                .collect(),
             segments: segments
                 .iter()
-                .map(|s| TimedSegment { text: s.text.clone(), start: at(s.start), end: at(s.end) })
+                .map(|s| TimedSegment {
+                    text: s.text.clone(),
+                    start: at(s.start),
+                    end: at(s.end),
+                })
                 .collect(),
         }
     }

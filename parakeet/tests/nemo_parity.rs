@@ -58,7 +58,12 @@ fn references(model: &str) -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| !p.file_stem().unwrap().to_string_lossy().starts_with("long_"))
+        .filter(|p| {
+            !p.file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("long_")
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no references for {model}");
@@ -71,15 +76,20 @@ fn load_model(model: &str) -> Parakeet {
 }
 
 fn read_reference(json: &Path) -> (Reference, std::collections::HashMap<String, Tensor>) {
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    let tensors = candle_core::safetensors::load(json.with_extension("safetensors"), &Device::Cpu).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(json.with_extension("safetensors"), &Device::Cpu).unwrap();
     (reference, tensors)
 }
 
 fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
     let (rel, max_abs) = common::relative_error(actual, expected);
     eprintln!("{what}: relative error {rel:.2e}, max abs {max_abs:.2e}");
-    assert!(rel < TOLERANCE, "{what}: relative error {rel:e} over {TOLERANCE:e}");
+    assert!(
+        rel < TOLERANCE,
+        "{what}: relative error {rel:e} over {TOLERANCE:e}"
+    );
 }
 
 /// Tokens, text, words and segments of `ours` against NeMo's head output.
@@ -91,7 +101,8 @@ fn assert_same_decoding(what: &str, ours: &Transcript, nemo: &HeadReference) {
     assert_eq!(words, nemo_words, "{what}: words");
     for (w, n) in ours.words.iter().zip(&nemo.word) {
         assert!(
-            (w.start - n.start).abs() <= FRAME_SECS + 1e-9 && (w.end - n.end).abs() <= FRAME_SECS + 1e-9,
+            (w.start - n.start).abs() <= FRAME_SECS + 1e-9
+                && (w.end - n.end).abs() <= FRAME_SECS + 1e-9,
             "{what}: word {:?} at {}..{}, NeMo {}..{}",
             w.word,
             w.start,
@@ -104,13 +115,20 @@ fn assert_same_decoding(what: &str, ours: &Transcript, nemo: &HeadReference) {
     let nemo_segments: Vec<&str> = nemo.segment.iter().map(|s| s.segment.as_str()).collect();
     assert_eq!(segments, nemo_segments, "{what}: segments");
     for (s, n) in ours.segments.iter().zip(&nemo.segment) {
-        assert!((s.start - n.start).abs() <= FRAME_SECS + 1e-9 && (s.end - n.end).abs() <= FRAME_SECS + 1e-9);
+        assert!(
+            (s.start - n.start).abs() <= FRAME_SECS + 1e-9
+                && (s.end - n.end).abs() <= FRAME_SECS + 1e-9
+        );
     }
 }
 
 /// NeMo's segmentation only splits at sentence punctuation; compare with pauses off.
 fn options(decoder: DecoderKind) -> TranscribeOptions {
-    TranscribeOptions { decoder: Some(decoder), segment_pause_secs: None, ..TranscribeOptions::default() }
+    TranscribeOptions {
+        decoder: Some(decoder),
+        segment_pause_secs: None,
+        ..TranscribeOptions::default()
+    }
 }
 
 fn check_model(model: &str) {
@@ -122,9 +140,15 @@ fn check_model(model: &str) {
 
         let (mel, valid) = parakeet.features(&audio.samples).unwrap();
         assert_eq!(valid, reference.mel_len, "{name}: mel length");
-        assert_close(&format!("{name} mel"), &mel.squeeze(0).unwrap().narrow(1, 0, valid).unwrap(), &tensors["mel"]);
+        assert_close(
+            &format!("{name} mel"),
+            &mel.squeeze(0).unwrap().narrow(1, 0, valid).unwrap(),
+            &tensors["mel"],
+        );
 
-        let (encoded, lengths) = parakeet.encode(&mel, &[valid], AttentionWindow::Full).unwrap();
+        let (encoded, lengths) = parakeet
+            .encode(&mel, &[valid], AttentionWindow::Full)
+            .unwrap();
         assert_eq!(lengths, [reference.encoded_len], "{name}: encoder length");
         let encoded = encoded.squeeze(0).unwrap().t().unwrap();
         assert_close(&format!("{name} encoder"), &encoded, &tensors["encoded"]);
@@ -153,23 +177,45 @@ fn long_audio_matches_nemo_with_full_and_local_attention() {
     let parakeet = load_model("hybrid");
     let samples = common::long_recording();
     for case in ["long_global", "long_local"] {
-        let (reference, tensors) = read_reference(&common::fixture(&format!("reference/hybrid/{case}.json")));
+        let (reference, tensors) =
+            read_reference(&common::fixture(&format!("reference/hybrid/{case}.json")));
         let window = match reference.att_context_size.as_deref() {
-            Some([left, right]) if *left > 0 && left == right => AttentionWindow::Local(*left as usize),
+            Some([left, right]) if *left > 0 && left == right => {
+                AttentionWindow::Local(*left as usize)
+            }
             _ => AttentionWindow::Full,
         };
         let (mel, valid) = parakeet.features(&samples).unwrap();
         assert_eq!(valid, reference.mel_len);
         let (encoded, lengths) = parakeet.encode(&mel, &[valid], window).unwrap();
         assert_eq!(lengths, [reference.encoded_len]);
-        assert_close(&format!("{case} encoder"), &encoded.squeeze(0).unwrap().t().unwrap(), &tensors["encoded"]);
+        assert_close(
+            &format!("{case} encoder"),
+            &encoded.squeeze(0).unwrap().t().unwrap(),
+            &tensors["encoded"],
+        );
         let long_secs = match window {
-            AttentionWindow::Local(w) => TranscribeOptions { long_audio_secs: Some(0.0), long_audio_window: w, ..options(DecoderKind::Tdt) },
-            AttentionWindow::Full => TranscribeOptions { long_audio_secs: None, ..options(DecoderKind::Tdt) },
+            AttentionWindow::Local(w) => TranscribeOptions {
+                long_audio_secs: Some(0.0),
+                long_audio_window: w,
+                ..options(DecoderKind::Tdt)
+            },
+            AttentionWindow::Full => TranscribeOptions {
+                long_audio_secs: None,
+                ..options(DecoderKind::Tdt)
+            },
         };
         for (head, nemo) in &reference.heads {
             let kind: DecoderKind = head.parse().unwrap();
-            let ours = parakeet.transcribe(&samples, &TranscribeOptions { decoder: Some(kind), ..long_secs.clone() }).unwrap();
+            let ours = parakeet
+                .transcribe(
+                    &samples,
+                    &TranscribeOptions {
+                        decoder: Some(kind),
+                        ..long_secs.clone()
+                    },
+                )
+                .unwrap();
             assert_same_decoding(&format!("{case} {head}"), &ours, nemo);
         }
     }

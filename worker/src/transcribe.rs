@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions, Transcript, audio, parse_device};
+use parakeet::{
+    DecoderKind, LoadOptions, Parakeet, TranscribeOptions, Transcript, audio, parse_device,
+};
 use serde::Serialize;
 
 /// Arguments of `worker transcribe`.
@@ -45,9 +47,16 @@ struct JsonLine<'a> {
 /// and the others still run. Exit code 1 if any file failed.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
-    let options = LoadOptions { device, sha256: args.model_sha256.clone() };
-    let model = Parakeet::load(&args.model, &options).with_context(|| format!("loading model {}", args.model))?;
-    let transcribe = TranscribeOptions { decoder: args.decoder, ..TranscribeOptions::default() };
+    let options = LoadOptions {
+        device,
+        sha256: args.model_sha256.clone(),
+    };
+    let model = Parakeet::load(&args.model, &options)
+        .with_context(|| format!("loading model {}", args.model))?;
+    let transcribe = TranscribeOptions {
+        decoder: args.decoder,
+        ..TranscribeOptions::default()
+    };
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     for file in &args.files {
@@ -62,10 +71,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn print(out: &mut impl Write, file: &std::path::Path, transcript: &Transcript, json: bool) -> anyhow::Result<()> {
+fn print(
+    out: &mut impl Write,
+    file: &std::path::Path,
+    transcript: &Transcript,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let line = JsonLine {
             file: file.display().to_string(),

@@ -7,12 +7,17 @@ use parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions};
 use serde_json::Value;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../parakeet/tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../parakeet/tests/fixtures")
+        .join(rel)
 }
 
 fn worker(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
-    cmd.arg("transcribe").args(args).env_remove("WARBLE_MODEL").env_remove("WARBLE_MODEL_SHA256");
+    cmd.arg("transcribe")
+        .args(args)
+        .env_remove("WARBLE_MODEL")
+        .env_remove("WARBLE_MODEL_SHA256");
     for (key, value) in env {
         cmd.env(key, value);
     }
@@ -20,8 +25,16 @@ fn worker(args: &[&str], env: &[(&str, &Path)]) -> Output {
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 const AUDIO: [&str; 2] = ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"];
@@ -32,21 +45,45 @@ fn json_lines_carry_what_the_engine_produces() {
     let files: Vec<PathBuf> = AUDIO.iter().map(|f| fixture(f)).collect();
     let model = Parakeet::load(model_path.to_str().unwrap(), &LoadOptions::default()).unwrap();
     for decoder in [DecoderKind::Tdt, DecoderKind::Ctc] {
-        let mut args = vec!["--model", model_path.to_str().unwrap(), "--json", "--decoder", decoder.as_str()];
+        let mut args = vec![
+            "--model",
+            model_path.to_str().unwrap(),
+            "--json",
+            "--decoder",
+            decoder.as_str(),
+        ];
         args.extend(files.iter().map(|f| f.to_str().unwrap()));
         let lines = json_lines(&worker(&args, &[]));
         assert_eq!(lines.len(), files.len());
         for (line, file) in lines.iter().zip(&files) {
             let audio = parakeet::audio::decode_file(file).unwrap();
-            let options = TranscribeOptions { decoder: Some(decoder), ..TranscribeOptions::default() };
+            let options = TranscribeOptions {
+                decoder: Some(decoder),
+                ..TranscribeOptions::default()
+            };
             let expected = model.transcribe(&audio.samples, &options).unwrap();
             assert_eq!(line["file"], file.to_str().unwrap());
             assert_eq!(line["text"], expected.text.as_str());
             assert_eq!(line["duration"].as_f64().unwrap(), expected.duration);
-            assert_eq!(line["tokens"], serde_json::to_value(expected.token_ids()).unwrap());
-            assert_eq!(line["words"], serde_json::to_value(&expected.words).unwrap());
-            let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
-            assert_eq!(keys, ["duration", "file", "text", "tokens", "words"], "exactly these fields");
+            assert_eq!(
+                line["tokens"],
+                serde_json::to_value(expected.token_ids()).unwrap()
+            );
+            assert_eq!(
+                line["words"],
+                serde_json::to_value(&expected.words).unwrap()
+            );
+            let keys: Vec<&str> = line
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["duration", "file", "text", "tokens", "words"],
+                "exactly these fields"
+            );
         }
     }
 }
@@ -59,7 +96,13 @@ fn a_bad_file_is_reported_and_the_others_still_run() {
     let good = fixture(AUDIO[0]);
     let model = fixture("models/hybrid.nemo");
     let output = worker(
-        &["--model", model.to_str().unwrap(), "--json", broken.to_str().unwrap(), good.to_str().unwrap()],
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+            broken.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(output.status.code(), Some(1));
@@ -74,7 +117,16 @@ fn a_bad_file_is_reported_and_the_others_still_run() {
 fn a_checksum_mismatch_refuses_the_model() {
     let model = fixture("models/hybrid.nemo");
     let zeros = "0".repeat(64);
-    let output = worker(&["--model", model.to_str().unwrap(), "--model-sha256", &zeros, fixture(AUDIO[0]).to_str().unwrap()], &[]);
+    let output = worker(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--model-sha256",
+            &zeros,
+            fixture(AUDIO[0]).to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("refusing to load it"), "{stderr}");
@@ -89,7 +141,11 @@ fn hub_cache(home: &Path, owner: &str, name: &str) {
     std::fs::write(repo.join("refs/main"), commit).unwrap();
     let snapshot = repo.join("snapshots").join(commit);
     std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::copy(fixture("models/hybrid.nemo"), snapshot.join(format!("{name}.nemo"))).unwrap();
+    std::fs::copy(
+        fixture("models/hybrid.nemo"),
+        snapshot.join(format!("{name}.nemo")),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -99,10 +155,23 @@ fn a_repository_id_resolves_through_the_hub_cache_offline() {
     let audio = fixture(AUDIO[0]);
     let offline = Path::new("1");
     let by_id = worker(
-        &["--model", "warble-test/tiny-hybrid", "--json", audio.to_str().unwrap()],
+        &[
+            "--model",
+            "warble-test/tiny-hybrid",
+            "--json",
+            audio.to_str().unwrap(),
+        ],
         &[("HF_HOME", home.path()), ("HF_HUB_OFFLINE", offline)],
     );
-    let by_path = worker(&["--model", fixture("models/hybrid.nemo").to_str().unwrap(), "--json", audio.to_str().unwrap()], &[]);
+    let by_path = worker(
+        &[
+            "--model",
+            fixture("models/hybrid.nemo").to_str().unwrap(),
+            "--json",
+            audio.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(json_lines(&by_id), json_lines(&by_path));
 
     let empty = tempfile::tempdir().unwrap();
@@ -112,5 +181,8 @@ fn a_repository_id_resolves_through_the_hub_cache_offline() {
     );
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8(missing.stderr).unwrap();
-    assert!(stderr.contains("cannot fetch warble-test/not-cached from the Hugging Face Hub"), "{stderr}");
+    assert!(
+        stderr.contains("cannot fetch warble-test/not-cached from the Hugging Face Hub"),
+        "{stderr}"
+    );
 }

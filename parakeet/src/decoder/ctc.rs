@@ -17,7 +17,12 @@ pub struct CtcHead {
 impl CtcHead {
     /// Loads the head for `vocab_size` tokens plus blank over `feat_in` encoder features.
     pub fn load(feat_in: usize, vocab_size: usize, vb: VarBuilder) -> Result<Self> {
-        let layer = pointwise_conv1d(feat_in, vocab_size + 1, true, vb.pp("decoder_layers").pp("0"))?;
+        let layer = pointwise_conv1d(
+            feat_in,
+            vocab_size + 1,
+            true,
+            vb.pp("decoder_layers").pp("0"),
+        )?;
         Ok(Self { layer, vocab_size })
     }
 
@@ -33,7 +38,10 @@ impl CtcHead {
     /// first emitted and starts where the token before it was first emitted (the first token
     /// starts one frame before its own). Word times built on them therefore agree with NeMo's.
     pub fn greedy(&self, log_probs: &Tensor, frames: usize) -> Result<Vec<Emission>> {
-        let labels = log_probs.narrow(0, 0, frames)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let labels = log_probs
+            .narrow(0, 0, frames)?
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
         let blank = self.vocab_size as u32;
         let mut firsts: Vec<(usize, usize)> = Vec::new();
         let mut previous = blank;
@@ -43,11 +51,17 @@ impl CtcHead {
             }
             previous = label;
         }
-        let mut start = firsts.first().map_or(0, |&(_, frame)| frame.saturating_sub(1));
+        let mut start = firsts
+            .first()
+            .map_or(0, |&(_, frame)| frame.saturating_sub(1));
         Ok(firsts
             .into_iter()
             .map(|(token, frame)| {
-                let emission = Emission { token, start, end: frame };
+                let emission = Emission {
+                    token,
+                    start,
+                    end: frame,
+                };
                 start = frame;
                 emission
             })

@@ -22,7 +22,11 @@ pub struct HostLinear {
 impl HostLinear {
     /// Loads `weight` (and `bias` if present) from `vb`.
     pub fn load(in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
-        let bias = if vb.contains_tensor("bias") { Some(vb.get(out_dim, "bias")?) } else { None };
+        let bias = if vb.contains_tensor("bias") {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
         Self::from_tensors(&vb.get((out_dim, in_dim), "weight")?, bias.as_ref())
     }
 
@@ -33,7 +37,12 @@ impl HostLinear {
             Some(b) => to_host_f32(b)?,
             None => vec![0.0; out_dim],
         };
-        Ok(Self { weight: to_host_f32(weight)?, bias, in_dim, out_dim })
+        Ok(Self {
+            weight: to_host_f32(weight)?,
+            bias,
+            in_dim,
+            out_dim,
+        })
     }
 
     /// Output width.
@@ -44,7 +53,12 @@ impl HostLinear {
     /// `out = W x + b`.
     pub fn forward_into(&self, x: &[f32], out: &mut [f32]) {
         debug_assert_eq!(x.len(), self.in_dim);
-        for ((row, b), o) in self.weight.chunks_exact(self.in_dim).zip(&self.bias).zip(out.iter_mut()) {
+        for ((row, b), o) in self
+            .weight
+            .chunks_exact(self.in_dim)
+            .zip(&self.bias)
+            .zip(out.iter_mut())
+        {
             *o = dot(row, x) + b;
         }
     }
@@ -61,7 +75,12 @@ impl HostLinear {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
@@ -74,5 +93,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn argmax(x: &[f32]) -> (usize, f32) {
     x.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
 }

@@ -46,7 +46,9 @@ impl std::str::FromStr for DecoderKind {
             "tdt" => Ok(DecoderKind::Tdt),
             "rnnt" => Ok(DecoderKind::Rnnt),
             "ctc" => Ok(DecoderKind::Ctc),
-            other => Err(format!("unknown decoder {other:?}: expected tdt, rnnt or ctc")),
+            other => Err(format!(
+                "unknown decoder {other:?}: expected tdt, rnnt or ctc"
+            )),
         }
     }
 }

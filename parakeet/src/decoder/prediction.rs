@@ -47,13 +47,20 @@ impl PredictionNetwork {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { embedding, layers, hidden })
+        Ok(Self {
+            embedding,
+            layers,
+            hidden,
+        })
     }
 
     /// The state before any token: zeros.
     pub fn initial_state(&self) -> PredictionState {
         let zeros = vec![vec![0.0; self.hidden]; self.layers.len()];
-        PredictionState { h: zeros.clone(), c: zeros }
+        PredictionState {
+            h: zeros.clone(),
+            c: zeros,
+        }
     }
 
     /// Runs one step on `token` (the blank id stands for "start"), returning the output and

@@ -77,12 +77,20 @@ pub struct TransducerShape {
 impl Transducer {
     /// Loads `decoder.prediction` from `decoder` and `joint.*` from `joint`.
     pub fn load(shape: &TransducerShape, decoder: VarBuilder, joint: VarBuilder) -> Result<Self> {
-        let prediction =
-            PredictionNetwork::load(shape.vocab_size, shape.pred_hidden, shape.pred_layers, decoder.pp("prediction"))?;
+        let prediction = PredictionNetwork::load(
+            shape.vocab_size,
+            shape.pred_hidden,
+            shape.pred_layers,
+            decoder.pp("prediction"),
+        )?;
         let n_out = shape.vocab_size + 1 + shape.durations.len();
         // The output layer is `joint_net.2` behind a dropout, `joint_net.1` where training had none.
         let net = joint.pp("joint_net");
-        let out_vb = if net.contains_tensor("2.weight") { net.pp("2") } else { net.pp("1") };
+        let out_vb = if net.contains_tensor("2.weight") {
+            net.pp("2")
+        } else {
+            net.pp("1")
+        };
         Ok(Self {
             prediction,
             enc: linear(shape.encoder_dim, shape.joint_hidden, true, joint.pp("enc"))?,
@@ -97,14 +105,20 @@ impl Transducer {
 
     /// TDT when the joint predicts durations, RNNT otherwise.
     pub fn kind(&self) -> DecoderKind {
-        if self.durations.is_empty() { DecoderKind::Rnnt } else { DecoderKind::Tdt }
+        if self.durations.is_empty() {
+            DecoderKind::Rnnt
+        } else {
+            DecoderKind::Tdt
+        }
     }
 
     /// Projects encoder output `(batch, frames, d_model)` into the joint space, on the device,
     /// and brings it to the host: one `Vec` of `frames * joint_hidden` per batch item.
     pub fn project_encoder(&self, encoded: &Tensor) -> Result<Vec<Vec<f32>>> {
         let projected = self.enc.forward(encoded)?;
-        (0..projected.dim(0)?).map(|b| to_host_f32(&projected.get(b)?)).collect()
+        (0..projected.dim(0)?)
+            .map(|b| to_host_f32(&projected.get(b)?))
+            .collect()
     }
 
     /// Greedy search over `frames` projected encoder frames.
@@ -127,8 +141,16 @@ impl Transducer {
             if token == self.vocab_size {
                 break;
             }
-            let end = if self.durations.is_empty() { label_frame + 1 } else { label_frame + duration };
-            emissions.push(Emission { token, start: label_frame, end });
+            let end = if self.durations.is_empty() {
+                label_frame + 1
+            } else {
+                label_frame + duration
+            };
+            emissions.push(Emission {
+                token,
+                start: label_frame,
+                end,
+            });
             search.advance(token);
             if label_frame == last_frame {
                 on_last_frame += 1;
@@ -156,7 +178,9 @@ struct Search<'a> {
 impl<'a> Search<'a> {
     /// Primes the prediction network with the start symbol (the blank).
     fn new(model: &'a Transducer) -> Self {
-        let (output, state) = model.prediction.step(model.vocab_size, &model.prediction.initial_state());
+        let (output, state) = model
+            .prediction
+            .step(model.vocab_size, &model.prediction.initial_state());
         let mut search = Self {
             model,
             state,

@@ -57,7 +57,9 @@ impl RelPositionAttention {
     /// Splits `(b, t, d_model)` into heads: `(b, heads, t, d_k)`.
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.d_k))?.transpose(1, 2)?.contiguous()
+        x.reshape((b, t, self.heads, self.d_k))?
+            .transpose(1, 2)?
+            .contiguous()
     }
 
     /// Projects the positional table `(positions, d_model)` into heads: `(1, heads, positions, d_k)`.
@@ -85,7 +87,11 @@ impl RelPositionAttention {
             AttentionWindow::Local(w) => self.local(&q_u, &q_v, &k, &v, mask, positions, w)?,
         };
         // Padded queries attend to nothing (NeMo zeroes their attention weights).
-        let context = mask.apply(&context.transpose(1, 2)?.reshape((b, t, self.heads * self.d_k))?)?;
+        let context = mask.apply(&context.transpose(1, 2)?.reshape((
+            b,
+            t,
+            self.heads * self.d_k,
+        ))?)?;
         self.linear_out.forward(&context)
     }
 
@@ -142,7 +148,9 @@ impl RelPositionAttention {
             let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?;
             out.push(probs.matmul(&v.narrow(2, start, block + 2 * w)?)?);
         }
-        Tensor::cat(&out, 2)?.narrow(2, 0, t)?.reshape((b, h, t, self.d_k))
+        Tensor::cat(&out, 2)?
+            .narrow(2, 0, t)?
+            .reshape((b, h, t, self.d_k))
     }
 }
 
@@ -185,7 +193,11 @@ fn local_bias(
                 // Key frame `start - w + c`; in the window when `0 <= c - r <= 2w`.
                 let key = (start + c).checked_sub(w);
                 let visible = c >= r && c - r <= 2 * w && key.is_some_and(|j| j < len);
-                data.push(if visible { 0.0f32 } else { -MASKED_SCORE as f32 });
+                data.push(if visible {
+                    0.0f32
+                } else {
+                    -MASKED_SCORE as f32
+                });
             }
         }
     }

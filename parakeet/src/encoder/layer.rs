@@ -43,10 +43,23 @@ struct ConvModule {
 impl ConvModule {
     fn load(d_model: usize, kernel: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let dw = vb.pp("depthwise_conv");
-        let depthwise = dw.get((d_model, 1, kernel), "weight")?.squeeze(1)?.t()?.contiguous()?;
-        let depthwise_bias = if bias { Some(dw.get(d_model, "bias")?) } else { None };
+        let depthwise = dw
+            .get((d_model, 1, kernel), "weight")?
+            .squeeze(1)?
+            .t()?
+            .contiguous()?;
+        let depthwise_bias = if bias {
+            Some(dw.get(d_model, "bias")?)
+        } else {
+            None
+        };
         Ok(Self {
-            pointwise_conv1: pointwise_conv1d(d_model, 2 * d_model, bias, vb.pp("pointwise_conv1"))?,
+            pointwise_conv1: pointwise_conv1d(
+                d_model,
+                2 * d_model,
+                bias,
+                vb.pp("pointwise_conv1"),
+            )?,
             depthwise,
             depthwise_bias,
             batch_norm: BatchNorm::load(d_model, vb.pp("batch_norm"))?,
@@ -75,7 +88,9 @@ impl ConvModule {
         let padded = x.pad_with_zeros(1, half, half)?;
         let mut acc: Option<Tensor> = None;
         for k in 0..kernel {
-            let term = padded.narrow(1, k, t)?.broadcast_mul(&self.depthwise.get(k)?)?;
+            let term = padded
+                .narrow(1, k, t)?
+                .broadcast_mul(&self.depthwise.get(k)?)?;
             acc = Some(match acc {
                 None => term,
                 Some(a) => (a + term)?,
@@ -119,14 +134,26 @@ impl ConformerLayer {
     }
 
     /// `x`: `(batch, time, d_model)`.
-    pub fn forward(&self, x: &Tensor, mask: &FrameMask, positions: &Tensor, window: AttentionWindow) -> Result<Tensor> {
-        let ff1 = self.feed_forward1.forward(&self.norm_feed_forward1.forward(x)?)?;
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &FrameMask,
+        positions: &Tensor,
+        window: AttentionWindow,
+    ) -> Result<Tensor> {
+        let ff1 = self
+            .feed_forward1
+            .forward(&self.norm_feed_forward1.forward(x)?)?;
         let x = (x + (ff1 * 0.5)?)?;
-        let att = self.self_attn.forward(&self.norm_self_att.forward(&x)?, mask, positions, window)?;
+        let att =
+            self.self_attn
+                .forward(&self.norm_self_att.forward(&x)?, mask, positions, window)?;
         let x = (x + att)?;
         let conv = self.conv.forward(&self.norm_conv.forward(&x)?, mask)?;
         let x = (x + conv)?;
-        let ff2 = self.feed_forward2.forward(&self.norm_feed_forward2.forward(&x)?)?;
+        let ff2 = self
+            .feed_forward2
+            .forward(&self.norm_feed_forward2.forward(&x)?)?;
         let x = (x + (ff2 * 0.5)?)?;
         self.norm_out.forward(&x)
     }

@@ -78,7 +78,12 @@ impl ConformerEncoder {
     /// `window` may differ from the configured one: switching a full-attention model to local
     /// attention is NeMo's `change_attention_model`, which the model cards recommend for long
     /// audio; the weights are the same, only which frames see which changes.
-    pub fn forward(&self, mel: &Tensor, lengths: &[usize], window: AttentionWindow) -> Result<(Tensor, Vec<usize>)> {
+    pub fn forward(
+        &self,
+        mel: &Tensor,
+        lengths: &[usize],
+        window: AttentionWindow,
+    ) -> Result<(Tensor, Vec<usize>)> {
         let device: &Device = mel.device();
         let (x, lengths) = self.pre_encode.forward(mel, lengths)?;
         let mut x = match self.xscale {
@@ -87,7 +92,8 @@ impl ConformerEncoder {
         };
         let t = x.dim(1)?;
         let mask = FrameMask::new(&lengths, t, device)?;
-        let positions = position::relative_positions(window, t, self.d_model, device)?.to_dtype(x.dtype())?;
+        let positions =
+            position::relative_positions(window, t, self.d_model, device)?.to_dtype(x.dtype())?;
         for layer in &self.layers {
             x = layer.forward(&x, &mask, &positions, window)?;
         }
@@ -99,32 +105,51 @@ impl ConformerEncoder {
 fn check_supported(cfg: &EncoderConfig) -> std::result::Result<AttentionWindow, Error> {
     let unsupported = |what: String| Err(Error::Unsupported(what));
     if cfg.subsampling != "dw_striding" {
-        return unsupported(format!("subsampling {:?} (only dw_striding)", cfg.subsampling));
+        return unsupported(format!(
+            "subsampling {:?} (only dw_striding)",
+            cfg.subsampling
+        ));
     }
     if cfg.causal_downsampling {
         return unsupported("causal downsampling (streaming models)".into());
     }
     if cfg.att_context_style != "regular" {
-        return unsupported(format!("att_context_style {:?} (streaming models)", cfg.att_context_style));
+        return unsupported(format!(
+            "att_context_style {:?} (streaming models)",
+            cfg.att_context_style
+        ));
     }
     if cfg.conv_norm_type != "batch_norm" {
-        return unsupported(format!("conv_norm_type {:?} (only batch_norm)", cfg.conv_norm_type));
+        return unsupported(format!(
+            "conv_norm_type {:?} (only batch_norm)",
+            cfg.conv_norm_type
+        ));
     }
     if cfg.feat_out.is_some_and(|f| f > 0) {
         return unsupported("an encoder output projection (feat_out)".into());
     }
-    if cfg.d_model % cfg.n_heads != 0 {
-        return Err(Error::Config(format!("d_model {} is not divisible by n_heads {}", cfg.d_model, cfg.n_heads)));
+    if !cfg.d_model.is_multiple_of(cfg.n_heads) {
+        return Err(Error::Config(format!(
+            "d_model {} is not divisible by n_heads {}",
+            cfg.d_model, cfg.n_heads
+        )));
     }
-    if cfg.conv_kernel_size % 2 == 0 {
-        return Err(Error::Config(format!("conv_kernel_size {} is even", cfg.conv_kernel_size)));
+    if cfg.conv_kernel_size.is_multiple_of(2) {
+        return Err(Error::Config(format!(
+            "conv_kernel_size {} is even",
+            cfg.conv_kernel_size
+        )));
     }
     let context = cfg.att_context_size.as_slice();
     match cfg.self_attention_model.as_str() {
         "rel_pos" if context.iter().all(|&c| c < 0) => Ok(AttentionWindow::Full),
-        "rel_pos" => unsupported(format!("limited attention context {context:?} with rel_pos")),
+        "rel_pos" => unsupported(format!(
+            "limited attention context {context:?} with rel_pos"
+        )),
         "rel_pos_local_attn" => local_window(context).ok_or_else(|| {
-            Error::Unsupported(format!("local attention context {context:?} (needs [w, w] with w > 0)"))
+            Error::Unsupported(format!(
+                "local attention context {context:?} (needs [w, w] with w > 0)"
+            ))
         }),
         other => unsupported(format!("self_attention_model {other:?}")),
     }

@@ -26,7 +26,11 @@ pub const CHUNK_FRAMES: usize = 512;
 /// Output length of one stride-2 stage: NeMo's `calc_length` for kernel 3, padding 1 each side.
 /// An empty input stays empty (PyTorch's float floor gives `floor(-1/2) + 1 = 0`).
 pub fn stage_len(len: usize) -> usize {
-    if len == 0 { 0 } else { (len + 2 * PADDING - KERNEL) / STRIDE + 1 }
+    if len == 0 {
+        0
+    } else {
+        (len + 2 * PADDING - KERNEL) / STRIDE + 1
+    }
 }
 
 /// Output length of the whole subsampling for an input of `len` frames.
@@ -46,9 +50,17 @@ struct TapConv {
 impl TapConv {
     fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((channels, 1, KERNEL, KERNEL), "weight")?;
-        let weight = weight.reshape((channels, KERNEL * KERNEL))?.t()?.contiguous()?;
-        let taps = (0..KERNEL * KERNEL).map(|k| weight.get(k)).collect::<Result<_>>()?;
-        Ok(Self { taps, bias: vb.get(channels, "bias")? })
+        let weight = weight
+            .reshape((channels, KERNEL * KERNEL))?
+            .t()?
+            .contiguous()?;
+        let taps = (0..KERNEL * KERNEL)
+            .map(|k| weight.get(k))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            taps,
+            bias: vb.get(channels, "bias")?,
+        })
     }
 
     /// `x`: `(batch, time, freq, c_in)` with `c_in` 1 or equal to the output channels.
@@ -76,7 +88,8 @@ impl TapConv {
                 });
             }
         }
-        acc.expect("a 3x3 kernel has taps").broadcast_add(&self.bias)
+        acc.expect("a 3x3 kernel has taps")
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -97,7 +110,13 @@ pub struct Subsampling {
 
 impl Subsampling {
     /// Loads `encoder.pre_encode` for `factor`x subsampling of `feat_in` mel bins into `d_model`.
-    pub fn load(feat_in: usize, d_model: usize, channels: usize, factor: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn load(
+        feat_in: usize,
+        d_model: usize,
+        channels: usize,
+        factor: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         if !factor.is_power_of_two() || factor < 2 {
             candle_core::bail!("subsampling factor {factor} is not a power of two");
         }
@@ -108,9 +127,14 @@ impl Subsampling {
             .map(|i| {
                 let depthwise = TapConv::load(channels, conv.pp(2 + 3 * (i - 1)))?;
                 let pw = conv.pp(3 + 3 * (i - 1));
-                let weight = pw.get((channels, channels, 1, 1), "weight")?.reshape((channels, channels))?;
+                let weight = pw
+                    .get((channels, channels, 1, 1), "weight")?
+                    .reshape((channels, channels))?;
                 let pointwise = Linear::new(weight, Some(pw.get(channels, "bias")?));
-                Ok(Stage { depthwise, pointwise })
+                Ok(Stage {
+                    depthwise,
+                    pointwise,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         // NeMo flattens (channel, freq) channel-major; we flatten freq-major, so permute the

@@ -8,17 +8,41 @@ use candle_core::Tensor;
 
 /// `parakeet/tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// Relative error `|a - b| / |b|` (Frobenius norms) and the largest absolute difference.
 pub fn relative_error(actual: &Tensor, expected: &Tensor) -> (f64, f64) {
-    let a = actual.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap();
-    let b = expected.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap();
+    let a = actual
+        .flatten_all()
+        .unwrap()
+        .to_dtype(candle_core::DType::F64)
+        .unwrap();
+    let b = expected
+        .flatten_all()
+        .unwrap()
+        .to_dtype(candle_core::DType::F64)
+        .unwrap();
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
     let diff = (&a - &b).unwrap();
-    let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap().sqrt();
-    let max_abs = diff.abs().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+    let norm = |t: &Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .sqrt()
+    };
+    let max_abs = diff
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     (norm(&diff) / norm(&b).max(f64::MIN_POSITIVE), max_abs)
 }
 
@@ -39,9 +63,13 @@ pub fn long_recording() -> Vec<f32> {
     let recipe: Recipe = serde_json::from_str(&text).unwrap();
     let mut samples = Vec::new();
     for part in recipe.parts {
-        let audio = parakeet::audio::decode_file(&fixture(&format!("audio/{}", part.file))).unwrap();
+        let audio =
+            parakeet::audio::decode_file(&fixture(&format!("audio/{}", part.file))).unwrap();
         samples.extend(audio.samples);
-        samples.extend(std::iter::repeat_n(0.0, part.pause_after_ms * recipe.sample_rate / 1000));
+        samples.extend(std::iter::repeat_n(
+            0.0,
+            part.pause_after_ms * recipe.sample_rate / 1000,
+        ));
     }
     samples
 }

@@ -1,0 +1,236 @@
+//! Engine behaviour beyond single-file parity: batching, checksums, long audio in bounded memory.
+
+mod common;
+
+use parakeet::checkpoint;
+use parakeet::{DecoderKind, Error, LoadOptions, Parakeet, TranscribeOptions, Transcript};
+
+fn hybrid() -> Parakeet {
+    Parakeet::load(
+        common::fixture("models/hybrid.nemo").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+fn speech_files() -> Vec<Vec<f32>> {
+    [
+        "tts_us_m6",
+        "tts_en_f5",
+        "tts_rp_m7",
+        "tts_us_f5_fast",
+        "alsa_noise",
+    ]
+    .iter()
+    .map(|stem| {
+        parakeet::audio::decode_file(&common::fixture(&format!("audio/{stem}.wav")))
+            .unwrap()
+            .samples
+    })
+    .collect()
+}
+
+/// Token ids and word timings, the parts that must not depend on batching.
+fn fingerprint(t: &Transcript) -> (Vec<u32>, Vec<(String, f64, f64)>) {
+    (
+        t.token_ids(),
+        t.words
+            .iter()
+            .map(|w| (w.word.clone(), w.start, w.end))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_padded_batch_gives_what_each_utterance_gives_alone() {
+    let model = hybrid();
+    let files = speech_files();
+    let batch: Vec<&[f32]> = files.iter().map(Vec::as_slice).collect();
+    for decoder in [DecoderKind::Tdt, DecoderKind::Ctc] {
+        let options = TranscribeOptions {
+            decoder: Some(decoder),
+            ..TranscribeOptions::default()
+        };
+        let together = model.transcribe_batch(&batch, &options).unwrap();
+        assert_eq!(together.len(), files.len());
+        for (samples, batched) in files.iter().zip(&together) {
+            let alone = model.transcribe(samples, &options).unwrap();
+            assert_eq!(fingerprint(batched), fingerprint(&alone), "{decoder}");
+            assert_eq!(batched.duration, alone.duration);
+        }
+    }
+}
+
+#[test]
+fn the_encoder_output_of_a_batch_matches_single_runs() {
+    let model = hybrid();
+    let files = speech_files();
+    let mut mels = Vec::new();
+    let mut lengths = Vec::new();
+    for samples in &files {
+        let (mel, valid) = model.features(samples).unwrap();
+        mels.push(mel);
+        lengths.push(valid);
+    }
+    let max = mels.iter().map(|m| m.dim(2).unwrap()).max().unwrap();
+    let padded: Vec<_> = mels
+        .iter()
+        .map(|m| m.pad_with_zeros(2, 0, max - m.dim(2).unwrap()).unwrap())
+        .collect();
+    let batch = candle_core::Tensor::cat(&padded, 0).unwrap();
+    let window = parakeet::encoder::AttentionWindow::Full;
+    let (encoded, out_lengths) = model.encode(&batch, &lengths, window).unwrap();
+    for (i, mel) in mels.iter().enumerate() {
+        let (alone, alone_len) = model.encode(mel, &lengths[i..=i], window).unwrap();
+        assert_eq!(alone_len[0], out_lengths[i]);
+        let batched = encoded
+            .get(i)
+            .unwrap()
+            .narrow(0, 0, out_lengths[i])
+            .unwrap();
+        let (rel, _) = common::relative_error(&batched, &alone.squeeze(0).unwrap());
+        assert!(rel < 1e-5, "item {i}: relative error {rel:e}");
+    }
+}
+
+#[test]
+fn a_pinned_checksum_is_verified_before_loading() {
+    let path = common::fixture("models/hybrid.nemo");
+    let digest = checkpoint::sha256_file(&path).unwrap();
+    let good = LoadOptions {
+        sha256: Some(digest.to_uppercase()),
+        ..LoadOptions::default()
+    };
+    Parakeet::load(path.to_str().unwrap(), &good).unwrap();
+
+    let wrong = "0".repeat(64);
+    let bad = LoadOptions {
+        sha256: Some(wrong.clone()),
+        ..LoadOptions::default()
+    };
+    match Parakeet::load(path.to_str().unwrap(), &bad) {
+        Err(Error::ChecksumMismatch {
+            expected, actual, ..
+        }) => {
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, digest);
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_and_malformed_models_fail_with_a_clear_error() {
+    let err = Parakeet::load("/nonexistent/model.nemo", &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("no such file"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.nemo");
+    std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
+    let err = Parakeet::load(junk.to_str().unwrap(), &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::ModelFile { .. }), "{err}");
+}
+
+#[test]
+fn asking_for_a_head_the_model_lacks_names_the_ones_it_has() {
+    let model = Parakeet::load(
+        common::fixture("models/ctc.nemo").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(model.decoders(), [DecoderKind::Ctc]);
+    let options = TranscribeOptions {
+        decoder: Some(DecoderKind::Tdt),
+        ..TranscribeOptions::default()
+    };
+    let err = model.transcribe(&[0.0; 16000], &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this model has no tdt decoder (available: ctc)"
+    );
+}
+
+/// Peak resident memory of this process so far, bytes (Linux).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// An hour of speech: the minute-long recording of `long_recipe.json` over and over. It goes
+/// through local attention in far less memory than one full attention matrix would take, and
+/// every repetition reads like the first, at its own place in time.
+#[test]
+fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
+    let model = hybrid();
+    let minute = common::long_recording();
+    let repeats = (3600 * 16_000usize).div_ceil(minute.len());
+    let hour: Vec<f32> = std::iter::repeat_n(minute.as_slice(), repeats)
+        .flatten()
+        .copied()
+        .collect();
+    let options = TranscribeOptions {
+        decoder: Some(DecoderKind::Tdt),
+        ..TranscribeOptions::default()
+    };
+
+    let first = model
+        .transcribe(
+            &minute,
+            &TranscribeOptions {
+                long_audio_secs: Some(0.0),
+                ..options.clone()
+            },
+        )
+        .unwrap();
+    let before = peak_rss();
+    let long = model.transcribe(&hour, &options).unwrap();
+    let peak = peak_rss();
+
+    let frames = model.window_for(hour.len(), &options);
+    assert_eq!(frames, parakeet::encoder::AttentionWindow::Local(256));
+    let encoder_frames = (hour.len() / 160) / 8;
+    let attention_matrix = (encoder_frames * encoder_frames * 4) as u64;
+    eprintln!(
+        "hour: {} encoder frames, peak RSS {} MB (before {} MB), one full attention matrix {} MB",
+        encoder_frames,
+        peak >> 20,
+        before >> 20,
+        attention_matrix >> 20
+    );
+    assert!(
+        peak < attention_matrix / 8,
+        "peak RSS {peak} is not well under {attention_matrix}"
+    );
+
+    // Words repeat with the recording, shifted by its length; the repetitions in the middle,
+    // whose neighbours are the same speech as in the first, agree within one frame.
+    let period = minute.len() as f64 / 16_000.0;
+    let per_repeat = first.words.len();
+    assert!(per_repeat > 0);
+    assert!(long.words.len() >= per_repeat * (repeats - 1));
+    for k in [1, repeats / 2, repeats - 2] {
+        let offset = k as f64 * period;
+        let shifted: Vec<_> = long
+            .words
+            .iter()
+            .filter(|w| w.start >= offset - 0.5 && w.start < offset + period - 0.5)
+            .collect();
+        let words: Vec<&str> = shifted.iter().map(|w| w.word.as_str()).collect();
+        let expected: Vec<&str> = first.words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(words, expected, "repetition {k}");
+        for (w, f) in shifted.iter().zip(&first.words) {
+            assert!(
+                (w.start - offset - f.start).abs() <= 0.08 + 1e-6,
+                "repetition {k}: {} at {}",
+                w.word,
+                w.start
+            );
+        }
+    }
+}
