@@ -198,3 +198,23 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
         assert!(inside.count() >= 50, "repetition {k} lost its words");
     }
 }
+
+/// The MLX community's layout (`config.json` + `model.safetensors`, converted from the same
+/// `.nemo` by `tools/fixtures/nemo_to_mlx.py`) loads into the same model.
+#[test]
+fn an_mlx_conversion_transcribes_like_the_nemo_file() {
+    let nemo = hybrid();
+    let mlx = Parakeet::load(common::fixture("models/hybrid-mlx").to_str().unwrap(), &LoadOptions::default()).unwrap();
+    assert_eq!(mlx.decoders(), nemo.decoders());
+    for samples in speech_files() {
+        let (mel, valid) = nemo.features(&samples).unwrap();
+        let window = parakeet::encoder::AttentionWindow::Full;
+        let (a, _) = nemo.encode(&mel, &[valid], window).unwrap();
+        let (b, _) = mlx.encode(&mel, &[valid], window).unwrap();
+        assert!(common::relative_error(&b, &a).0 < 1e-6);
+        for decoder in [DecoderKind::Tdt, DecoderKind::Ctc] {
+            let options = TranscribeOptions { decoder: Some(decoder), ..TranscribeOptions::default() };
+            assert_eq!(mlx.transcribe(&samples, &options).unwrap(), nemo.transcribe(&samples, &options).unwrap());
+        }
+    }
+}
