@@ -63,8 +63,9 @@ struct NemoResult {
     decode: StageStats,
     total: StageStats,
     tokens: usize,
-    peak_rss_bytes: u64,
-    torch_version: String,
+    peak_rss_mib: f64,
+    torch: String,
+    nemo: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,7 +191,7 @@ fn main() {
             n.total.median,
             duration / n.total.median,
             n.tokens,
-            n.peak_rss_bytes >> 20
+            n.peak_rss_mib as u64
         );
     }
     if let Some(path) = &args.write {
@@ -271,14 +272,14 @@ fn markdown(
         "| peak RSS | {:.0} MB ({:.2}x the weights) | {} | |\n",
         mb(rss),
         rss as f64 / weights.max(1) as f64,
-        nemo.map_or("–".into(), |n| format!("{:.0} MB", mb(n.peak_rss_bytes)))
+        nemo.map_or("–".into(), |n| format!("{:.0} MB", n.peak_rss_mib))
     ));
     s.push_str(&format!(
         "| tokens decoded | {tokens} | {} | |\n",
         nemo.map_or("–".into(), |n| n.tokens.to_string())
     ));
     if let Some(n) = nemo {
-        s.push_str(&format!("\nPyTorch {}.\n", n.torch_version));
+        s.push_str(&format!("\nNeMo {} on PyTorch {}.\n", n.nemo, n.torch));
     }
     s
 }

@@ -171,9 +171,18 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
     let model = hybrid();
     let minute = common::long_recording();
     let repeats = (3600 * 16_000usize).div_ceil(minute.len());
-    let hour: Vec<f32> = std::iter::repeat_n(minute.as_slice(), repeats).flatten().copied().collect();
-    let options = TranscribeOptions { decoder: Some(DecoderKind::Tdt), ..TranscribeOptions::default() };
-    assert_eq!(model.window_for(hour.len(), &options), parakeet::encoder::AttentionWindow::Local(256));
+    let hour: Vec<f32> = std::iter::repeat_n(minute.as_slice(), repeats)
+        .flatten()
+        .copied()
+        .collect();
+    let options = TranscribeOptions {
+        decoder: Some(DecoderKind::Tdt),
+        ..TranscribeOptions::default()
+    };
+    assert_eq!(
+        model.window_for(hour.len(), &options),
+        parakeet::encoder::AttentionWindow::Local(256)
+    );
 
     let before = peak_rss();
     let long = model.transcribe(&hour, &options).unwrap();
@@ -187,14 +196,28 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
         before >> 20,
         attention_matrix >> 20
     );
-    assert!(peak < attention_matrix / 8, "peak RSS {peak} is not well under {attention_matrix}");
+    assert!(
+        peak < attention_matrix / 8,
+        "peak RSS {peak} is not well under {attention_matrix}"
+    );
 
     // Continuous: ordered, inside the audio, and every repetition has its words.
     let period = minute.len() as f64 / 16_000.0;
-    assert!(long.words.windows(2).all(|w| w[0].start <= w[1].start && w[0].end <= w[1].start + 0.08));
-    assert!(long.words.iter().all(|w| w.start <= w.end && w.end <= long.duration + 0.08));
+    assert!(
+        long.words
+            .windows(2)
+            .all(|w| w[0].start <= w[1].start && w[0].end <= w[1].start + 0.08)
+    );
+    assert!(
+        long.words
+            .iter()
+            .all(|w| w.start <= w.end && w.end <= long.duration + 0.08)
+    );
     for k in 0..repeats {
-        let inside = long.words.iter().filter(|w| w.start >= k as f64 * period && w.start < (k + 1) as f64 * period);
+        let inside = long
+            .words
+            .iter()
+            .filter(|w| w.start >= k as f64 * period && w.start < (k + 1) as f64 * period);
         assert!(inside.count() >= 50, "repetition {k} lost its words");
     }
 }
@@ -204,7 +227,11 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
 #[test]
 fn an_mlx_conversion_transcribes_like_the_nemo_file() {
     let nemo = hybrid();
-    let mlx = Parakeet::load(common::fixture("models/hybrid-mlx").to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let mlx = Parakeet::load(
+        common::fixture("models/hybrid-mlx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(mlx.decoders(), nemo.decoders());
     for samples in speech_files() {
         let (mel, valid) = nemo.features(&samples).unwrap();
@@ -213,8 +240,14 @@ fn an_mlx_conversion_transcribes_like_the_nemo_file() {
         let (b, _) = mlx.encode(&mel, &[valid], window).unwrap();
         assert!(common::relative_error(&b, &a).0 < 1e-6);
         for decoder in [DecoderKind::Tdt, DecoderKind::Ctc] {
-            let options = TranscribeOptions { decoder: Some(decoder), ..TranscribeOptions::default() };
-            assert_eq!(mlx.transcribe(&samples, &options).unwrap(), nemo.transcribe(&samples, &options).unwrap());
+            let options = TranscribeOptions {
+                decoder: Some(decoder),
+                ..TranscribeOptions::default()
+            };
+            assert_eq!(
+                mlx.transcribe(&samples, &options).unwrap(),
+                nemo.transcribe(&samples, &options).unwrap()
+            );
         }
     }
 }

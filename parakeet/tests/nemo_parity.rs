@@ -33,8 +33,8 @@ struct HeadReference {
     text: String,
     token_ids: Vec<u32>,
     word: Vec<WordReference>,
-    #[serde(default)]
-    segment: Vec<SegmentReference>,
+    /// Absent from the hour-long reference, which keeps only tokens and words.
+    segment: Option<Vec<SegmentReference>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,7 +51,7 @@ struct SegmentReference {
     end: f64,
 }
 
-/// The reference JSON files of one model, without the long-audio ones.
+/// The reference JSON files of one model, without the long-audio ones (`long_*`, `hour_*`).
 fn references(model: &str) -> Vec<PathBuf> {
     let dir = common::fixture(&format!("reference/{model}"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -59,10 +59,8 @@ fn references(model: &str) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .filter(|p| {
-            !p.file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("long_")
+            let stem = p.file_stem().unwrap().to_string_lossy();
+            !stem.starts_with("long_") && !stem.starts_with("hour_")
         })
         .collect();
     files.sort();
@@ -111,10 +109,13 @@ fn assert_same_decoding(what: &str, ours: &Transcript, nemo: &HeadReference) {
             n.end
         );
     }
+    let Some(nemo_segments) = &nemo.segment else {
+        return;
+    };
     let segments: Vec<&str> = ours.segments.iter().map(|s| s.text.as_str()).collect();
-    let nemo_segments: Vec<&str> = nemo.segment.iter().map(|s| s.segment.as_str()).collect();
-    assert_eq!(segments, nemo_segments, "{what}: segments");
-    for (s, n) in ours.segments.iter().zip(&nemo.segment) {
+    let expected: Vec<&str> = nemo_segments.iter().map(|s| s.segment.as_str()).collect();
+    assert_eq!(segments, expected, "{what}: segments");
+    for (s, n) in ours.segments.iter().zip(nemo_segments) {
         assert!(
             (s.start - n.start).abs() <= FRAME_SECS + 1e-9
                 && (s.end - n.end).abs() <= FRAME_SECS + 1e-9
@@ -228,5 +229,61 @@ fn long_audio_matches_nemo_with_full_and_local_attention() {
                 .unwrap();
             assert_same_decoding(&format!("{case} {head}"), &ours, nemo);
         }
+    }
+}
+
+/// The minute-long recording repeated to an hour, through local attention of 256 frames each
+/// side, as NeMo ran it (`tools/fixtures/record_hour.py`): encoder output around the places
+/// where the subsampling is sliced, and every token and word of both heads.
+#[test]
+fn an_hour_matches_nemo_with_local_attention() {
+    #[derive(Deserialize)]
+    struct Hour {
+        repeats: usize,
+        num_samples: usize,
+        encoded_len: usize,
+        encoded_slices: BTreeMap<String, [usize; 2]>,
+        heads: BTreeMap<String, HeadReference>,
+    }
+    let json = common::fixture("reference/hybrid/hour_local.json");
+    let hour: Hour = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(json.with_extension("safetensors"), &Device::Cpu).unwrap();
+    let minute = common::long_recording();
+    let samples: Vec<f32> = std::iter::repeat_n(minute.as_slice(), hour.repeats)
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(samples.len(), hour.num_samples);
+
+    let parakeet = load_model("hybrid");
+    let options = TranscribeOptions {
+        segment_pause_secs: None,
+        ..TranscribeOptions::default()
+    };
+    let window = parakeet.window_for(samples.len(), &options);
+    assert_eq!(window, AttentionWindow::Local(256));
+    let (mel, valid) = parakeet.features(&samples).unwrap();
+    let (encoded, lengths) = parakeet.encode(&mel, &[valid], window).unwrap();
+    assert_eq!(lengths, [hour.encoded_len]);
+    let encoded = encoded.squeeze(0).unwrap();
+    for (name, [start, end]) in &hour.encoded_slices {
+        let ours = encoded.narrow(0, *start, end - start).unwrap().t().unwrap();
+        assert_close(&format!("hour {name}"), &ours, &tensors[name.as_str()]);
+    }
+    drop((mel, encoded));
+
+    for (head, nemo) in &hour.heads {
+        let kind: DecoderKind = head.parse().unwrap();
+        let ours = parakeet
+            .transcribe(
+                &samples,
+                &TranscribeOptions {
+                    decoder: Some(kind),
+                    ..options.clone()
+                },
+            )
+            .unwrap();
+        assert_same_decoding(&format!("hour {head}"), &ours, nemo);
     }
 }

@@ -1,7 +1,7 @@
 //! The prediction network of a transducer (NeMo's `RNNTDecoder`): an embedding of the last
 //! emitted token followed by a stack of LSTM layers, `decoder.prediction.*` in the checkpoint.
 
-use candle_core::Result;
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::host::HostLinear;
@@ -14,11 +14,11 @@ pub struct PredictionState {
     c: Vec<Vec<f32>>,
 }
 
-/// One LSTM layer with PyTorch's gate order (input, forget, cell, output).
+/// One LSTM layer with PyTorch's gate order (input, forget, cell, output). The input and
+/// hidden weights sit side by side, `[W_ih | W_hh]`, so a step is one product with `[x; h]`.
 #[derive(Debug, Clone)]
 struct LstmLayer {
-    input: HostLinear,
-    hidden: HostLinear,
+    gates: HostLinear,
 }
 
 /// Embedding plus LSTM stack.
@@ -41,9 +41,9 @@ impl PredictionNetwork {
                 let w_hh = lstm.get((4 * hidden, hidden), &format!("weight_hh_l{l}"))?;
                 let b_ih = lstm.get(4 * hidden, &format!("bias_ih_l{l}"))?;
                 let b_hh = lstm.get(4 * hidden, &format!("bias_hh_l{l}"))?;
+                let weight = Tensor::cat(&[w_ih, w_hh], 1)?;
                 Ok(LstmLayer {
-                    input: HostLinear::from_tensors(&w_ih, Some(&(b_ih + b_hh)?))?,
-                    hidden: HostLinear::from_tensors(&w_hh, None)?,
+                    gates: HostLinear::from_tensors(&weight, Some(&(b_ih + b_hh)?))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -70,9 +70,12 @@ impl PredictionNetwork {
         let mut x = self.embedding[token * h..(token + 1) * h].to_vec();
         let mut next = state.clone();
         let mut gates = vec![0.0; 4 * h];
+        let mut input = Vec::with_capacity(2 * h);
         for (l, layer) in self.layers.iter().enumerate() {
-            layer.input.forward_into(&x, &mut gates);
-            layer.hidden.accumulate_into(&state.h[l], &mut gates);
+            input.clear();
+            input.extend_from_slice(&x);
+            input.extend_from_slice(&state.h[l]);
+            layer.gates.forward_into(&input, &mut gates);
             let (c, h_out) = (&mut next.c[l], &mut next.h[l]);
             for j in 0..h {
                 let i_gate = sigmoid(gates[j]);

@@ -220,7 +220,10 @@ mod tests {
         let dev = Device::Cpu;
         let mut t = HashMap::new();
         let mut put = |name: &str, shape: &[usize]| {
-            t.insert(name.to_string(), Tensor::randn(0f32, 0.3, shape, &dev).unwrap());
+            t.insert(
+                name.to_string(),
+                Tensor::randn(0f32, 0.3, shape, &dev).unwrap(),
+            );
         };
         put("conv.0.weight", &[8, 1, 3, 3]);
         put("conv.0.bias", &[8]);
@@ -237,7 +240,10 @@ mod tests {
 
     #[test]
     fn lengths_follow_nemo() {
-        assert_eq!([0, 1, 2, 3, 343, 344].map(|l| output_len(l, 3)), [0, 1, 1, 1, 43, 43]);
+        assert_eq!(
+            [0, 1, 2, 3, 343, 344].map(|l| output_len(l, 3)),
+            [0, 1, 1, 1, 43, 43]
+        );
     }
 
     /// Long inputs are processed in slices; the seams must not show.
@@ -251,7 +257,14 @@ mod tests {
         let whole = module.forward_slice(&mel, &lengths).unwrap();
         assert_eq!(sliced.dims(), whole.dims());
         assert_eq!(out_lengths, lengths.map(|l| output_len(l, 3)));
-        let diff = (sliced - whole).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let diff = (sliced - whole)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
     }
 }
