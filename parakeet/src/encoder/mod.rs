@@ -25,7 +25,6 @@ pub struct ConformerEncoder {
     xscale: Option<f64>,
     window: AttentionWindow,
     d_model: usize,
-    subsampling_factor: usize,
 }
 
 impl ConformerEncoder {
@@ -53,23 +52,12 @@ impl ConformerEncoder {
             xscale: cfg.xscaling.then(|| (cfg.d_model as f64).sqrt()),
             window,
             d_model: cfg.d_model,
-            subsampling_factor: cfg.subsampling_factor,
         })
     }
 
     /// The attention window the checkpoint was configured with.
     pub fn configured_window(&self) -> AttentionWindow {
         self.window
-    }
-
-    /// Encoder frames per mel frame, inverted: 8 for FastConformer.
-    pub fn subsampling_factor(&self) -> usize {
-        self.subsampling_factor
-    }
-
-    /// Number of encoder frames for `mel_frames` valid mel frames.
-    pub fn output_len(&self, mel_frames: usize) -> usize {
-        subsampling::output_len(mel_frames, self.pre_encode.n_stages())
     }
 
     /// `mel`: `(batch, n_mels, frames)` with `lengths` valid frames per item.
