@@ -123,10 +123,28 @@ fn assert_same_decoding(what: &str, ours: &Transcript, nemo: &HeadReference) {
     }
 }
 
+/// Every head NeMo recorded, decoded by us from `samples` with `base` options, compared.
+fn assert_heads_match(
+    what: &str,
+    parakeet: &Parakeet,
+    samples: &[f32],
+    heads: &BTreeMap<String, HeadReference>,
+    base: &TranscribeOptions,
+) {
+    for (head, nemo) in heads {
+        let kind: DecoderKind = head.parse().unwrap();
+        let options = TranscribeOptions {
+            decoder: Some(kind),
+            ..base.clone()
+        };
+        let ours = parakeet.transcribe(samples, &options).unwrap();
+        assert_same_decoding(&format!("{what} {head}"), &ours, nemo);
+    }
+}
+
 /// NeMo's segmentation only splits at sentence punctuation; compare with pauses off.
-fn options(decoder: DecoderKind) -> TranscribeOptions {
+fn options() -> TranscribeOptions {
     TranscribeOptions {
-        decoder: Some(decoder),
         segment_pause_secs: None,
         ..TranscribeOptions::default()
     }
@@ -154,11 +172,13 @@ fn check_model(model: &str) {
         let encoded = encoded.squeeze(0).unwrap().t().unwrap();
         assert_close(&format!("{name} encoder"), &encoded, &tensors["encoded"]);
 
-        for (head, nemo) in &reference.heads {
-            let kind: DecoderKind = head.parse().unwrap();
-            let ours = parakeet.transcribe(&audio.samples, &options(kind)).unwrap();
-            assert_same_decoding(&format!("{name} {head}"), &ours, nemo);
-        }
+        assert_heads_match(
+            &name,
+            &parakeet,
+            &audio.samples,
+            &reference.heads,
+            &options(),
+        );
     }
 }
 
@@ -209,26 +229,14 @@ fn long_audio_matches_nemo_with_full_and_local_attention() {
             AttentionWindow::Local(w) => TranscribeOptions {
                 long_audio_secs: Some(0.0),
                 long_audio_window: w,
-                ..options(DecoderKind::Tdt)
+                ..options()
             },
             AttentionWindow::Full => TranscribeOptions {
                 long_audio_secs: None,
-                ..options(DecoderKind::Tdt)
+                ..options()
             },
         };
-        for (head, nemo) in &reference.heads {
-            let kind: DecoderKind = head.parse().unwrap();
-            let ours = parakeet
-                .transcribe(
-                    &samples,
-                    &TranscribeOptions {
-                        decoder: Some(kind),
-                        ..long_secs.clone()
-                    },
-                )
-                .unwrap();
-            assert_same_decoding(&format!("{case} {head}"), &ours, nemo);
-        }
+        assert_heads_match(case, &parakeet, &samples, &reference.heads, &long_secs);
     }
 }
 
@@ -257,10 +265,7 @@ fn an_hour_matches_nemo_with_local_attention() {
     assert_eq!(samples.len(), hour.num_samples);
 
     let parakeet = load_model("hybrid");
-    let options = TranscribeOptions {
-        segment_pause_secs: None,
-        ..TranscribeOptions::default()
-    };
+    let options = options();
     let window = parakeet.window_for(samples.len(), &options);
     assert_eq!(window, AttentionWindow::Local(256));
     let (mel, valid) = parakeet.features(&samples).unwrap();
@@ -273,17 +278,5 @@ fn an_hour_matches_nemo_with_local_attention() {
     }
     drop((mel, encoded));
 
-    for (head, nemo) in &hour.heads {
-        let kind: DecoderKind = head.parse().unwrap();
-        let ours = parakeet
-            .transcribe(
-                &samples,
-                &TranscribeOptions {
-                    decoder: Some(kind),
-                    ..options.clone()
-                },
-            )
-            .unwrap();
-        assert_same_decoding(&format!("hour {head}"), &ours, nemo);
-    }
+    assert_heads_match("hour", &parakeet, &samples, &hour.heads, &options);
 }

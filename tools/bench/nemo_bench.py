@@ -16,8 +16,9 @@ torch.inference_mode(). Each run times, with time.perf_counter():
     total    the three together (end to end, not the sum of separately timed parts)
 Prints progress to stderr and one JSON object on the last line of stdout: per stage median and min
 in seconds, rtf = audio seconds / total seconds (higher is faster; rtf_best uses the fastest
-total), the tokens decoded, peak RSS (ru_maxrss), the environment, and disturbed_runs: the timed
-runs during which a CPU-heavy neighbour (train.py, cargo, rustc, warble's engine bench) was running.
+total), the tokens decoded, peak RSS (ru_maxrss), the environment, others_cpu_s (CPU seconds other
+processes used during each timed run, from /proc/stat) and disturbed_runs (runs where that exceeded
+5% of one core): on a shared machine, only undisturbed runs are clean timings.
 """
 import argparse
 import json
@@ -26,7 +27,6 @@ import platform
 import resource
 import subprocess
 import sys
-import threading
 import time
 import wave
 
@@ -64,10 +64,8 @@ def read_wav(path):
     return (pcm.astype(np.float32) / 32768.0), sr
 
 
-# CPU-heavy neighbours on the shared box, matched on the executable (pgrep -f, extended regex):
-# cargo / rustc, a python running train.py or another nemo_bench.py, warble's engine bench binary.
-BUSY_PATTERN = (r"^([^ ]*/)?(cargo|rustc)( |$)|^[^ ]*python[^ ]* (-[^ ]* )*[^ ]*(train|nemo_bench)\.py"
-                r"|^[^ ]*/deps/engine-")
+TRAIN_PATTERN = r"^[^ ]*python[^ ]* (-[^ ]* )*[^ ]*train\.py"  # pgrep -f: the fixture trainers
+DISTURBED_SHARE = 0.05  # a run is "disturbed" if other processes used > 5% of one core meanwhile
 
 
 def _ancestors():
@@ -86,8 +84,8 @@ def _ancestors():
 ANCESTORS = _ancestors()
 
 
-def busy_others(pattern=BUSY_PATTERN):
-    """PIDs of other processes that would skew the timing (training, cargo builds/benches)."""
+def busy_others(pattern=TRAIN_PATTERN):
+    """PIDs of other processes matching pattern (not this one or its parents)."""
     try:
         out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
         return [int(p) for p in out if int(p) not in ANCESTORS]
@@ -95,24 +93,27 @@ def busy_others(pattern=BUSY_PATTERN):
         return None
 
 
-class Watcher:
-    """Polls busy_others() once a second in a thread while a timed run is in progress."""
+def busy_cpu_s():
+    """CPU seconds all processes have used so far (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_s():
+    t = os.times()
+    return t.user + t.system
+
+
+class Neighbours:
+    """CPU seconds used by OTHER processes while a timed run is in progress."""
 
     def __init__(self):
-        self.seen = bool(busy_others())
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self):
-        while not self._done.wait(1.0):
-            if busy_others():
-                self.seen = True
+        self.busy0, self.self0, self.t0 = busy_cpu_s(), self_cpu_s(), time.perf_counter()
 
     def stop(self):
-        self._done.set()
-        self._thread.join()
-        return self.seen or bool(busy_others())
+        others = (busy_cpu_s() - self.busy0) - (self_cpu_s() - self.self0)
+        return max(others, 0.0), time.perf_counter() - self.t0
 
 
 def stats(xs):
@@ -159,17 +160,20 @@ def main():
         shapes = {"mel": list(mel.shape), "encoder": list(enc.shape), "encoded_len": int(enc_len[0])}
         return t, tokens, hyp.text, shapes
 
-    train_pids_before = busy_others(r"^[^ ]*python[^ ]* (-[^ ]* )*[^ ]*train\.py")
-    disturbed = []  # timed runs during which a busy neighbour was seen
+    train_pids_before = busy_others()
+    disturbed = []  # timed runs during which other processes used > DISTURBED_SHARE of a core
+    others_cpu = []  # CPU seconds used by other processes during each timed run
     times = {"mel": [], "encoder": [], "decode": [], "total": []}
     with torch.inference_mode():
         for i in range(args.warmup):
             t, tokens, text, shapes = run_once()
             log(f"warm-up {i + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in t.items()))
         for i in range(args.runs):
-            watch = Watcher()
+            watch = Neighbours()
             t, run_tokens, text, shapes = run_once()
-            if watch.stop():
+            others, wall = watch.stop()
+            others_cpu.append(round(others, 2))
+            if others > DISTURBED_SHARE * wall:
                 disturbed.append(i + 1)
             if args.warmup and run_tokens != tokens:
                 log("WARNING: tokens differ between runs")
@@ -177,7 +181,7 @@ def main():
             for k, v in t.items():
                 times[k].append(v)
             log(f"run {i + 1}/{args.runs}: " + ", ".join(f"{k} {v:.3f} s" for k, v in t.items()))
-    train_pids_after = busy_others(r"^[^ ]*python[^ ]* (-[^ ]* )*[^ ]*train\.py")
+    train_pids_after = busy_others()
 
     total = stats(times["total"])
     result = {
@@ -206,6 +210,7 @@ def main():
         "cpu": platform.processor() or platform.machine(),
         "nproc": os.cpu_count(),
         "train_py_running": bool(train_pids_before or train_pids_after),
+        "others_cpu_s": others_cpu,
         "disturbed_runs": disturbed,
         "loadavg_after": os.getloadavg()[0],
     }

@@ -304,6 +304,11 @@ mod tests {
         Subsampling::load(80, 16, 8, 8, VarBuilder::from_tensors(t, DType::F32, &dev)).unwrap()
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+        diff.max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
     #[test]
     fn the_cpu_kernel_matches_the_tap_formulation() {
         let module = random_module();
@@ -313,15 +318,7 @@ mod tests {
                 let fast = conv.forward_cpu(&x).unwrap();
                 let taps = conv.forward_taps(&x).unwrap();
                 assert_eq!(fast.dims(), taps.dims());
-                let diff = (fast - taps)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap();
-                assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "c_in {c}, {t}x{f}");
+                assert!(max_abs_diff(&fast, &taps) < 1e-5, "c_in {c}, {t}x{f}");
             }
         }
     }
@@ -345,14 +342,6 @@ mod tests {
         let whole = module.forward_slice(&mel, &lengths).unwrap();
         assert_eq!(sliced.dims(), whole.dims());
         assert_eq!(out_lengths, lengths.map(|l| output_len(l, 3)));
-        let diff = (sliced - whole)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert!(max_abs_diff(&sliced, &whole) < 1e-5);
     }
 }
