@@ -144,6 +144,8 @@ fn nemo(python: &Path, args: &Args, threads: usize) -> NemoResult {
 }
 
 fn main() {
+    // As the worker does, so that the numbers are the product's.
+    parakeet::memory::retain_freed_memory();
     let args = Args::parse();
     let threads = candle_core::utils::get_num_threads();
     let load_start = Instant::now();

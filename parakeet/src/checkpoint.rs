@@ -6,7 +6,11 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::VarBuilder;
+use candle_nn::var_builder::SimpleBackend;
 use sha2::{Digest, Sha256};
 
 use crate::config::ModelConfig;
@@ -24,6 +28,70 @@ pub struct Checkpoint {
     pub tensors: HashMap<String, Tensor>,
     /// The file the weights came from (the `.nemo` archive or `model.safetensors`).
     pub weights_file: PathBuf,
+}
+
+impl Checkpoint {
+    /// A `VarBuilder` that hands each weight out once and forgets it.
+    ///
+    /// The layers keep the tensors they are given, and some replace them at load time with
+    /// rearranged copies (stacked or pre-scaled matrices). Letting go of the checkpoint's
+    /// reference as each weight is taken frees the originals of those copies at once, and the
+    /// host copies of weights moved to a GPU, so loading never holds the model twice.
+    pub fn into_var_builder(self, device: &Device) -> (ModelConfig, VarBuilder<'static>) {
+        let weights = TakeOnce(Mutex::new(self.tensors));
+        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
+        (self.config, vb)
+    }
+}
+
+/// The weights behind [`Checkpoint::into_var_builder`].
+struct TakeOnce(Mutex<HashMap<String, Tensor>>);
+
+impl TakeOnce {
+    fn take(&self, name: &str) -> candle_core::Result<Tensor> {
+        self.0
+            .lock()
+            .expect("no panic while the lock is held")
+            .remove(name)
+            .ok_or_else(|| {
+                candle_core::Error::CannotFindTensor {
+                    path: name.to_string(),
+                }
+                .into()
+            })
+    }
+}
+
+impl SimpleBackend for TakeOnce {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.take(name)?;
+        if tensor.shape() != &shape {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: shape,
+                got: tensor.shape().clone(),
+            });
+        }
+        tensor.to_device(device)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+        self.take(name)?.to_device(device)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0
+            .lock()
+            .expect("no panic while the lock is held")
+            .contains_key(name)
+    }
 }
 
 /// Turns a model reference into a local path: an existing file or directory is used as it is;

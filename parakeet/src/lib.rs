@@ -22,6 +22,7 @@ pub mod device;
 pub mod encoder;
 mod error;
 pub mod mel;
+pub mod memory;
 mod mlx;
 mod model;
 mod nn;

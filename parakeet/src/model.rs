@@ -1,6 +1,6 @@
 //! The whole engine: audio samples in, timed transcript out.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -83,10 +83,7 @@ impl Parakeet {
 
     /// Builds the model from a checkpoint already in memory.
     pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
-        let Checkpoint {
-            config, tensors, ..
-        } = checkpoint;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let (config, vb) = checkpoint.into_var_builder(device);
         // NeMo's `transcribe()` forces `pad_to = 0` whatever the config says; padding only adds
         // masked frames, so dropping it changes no result and saves work.
         let mel = MelFrontend::new(&MelConfig {

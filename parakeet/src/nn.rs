@@ -29,6 +29,13 @@ pub fn pointwise_conv1d(
     Ok(Linear::new(weight, bias))
 }
 
+/// `layer` with weight and bias multiplied by `factor`: a constant factor on a linear layer's
+/// output, folded into the layer when it loads.
+pub fn scaled(layer: &Linear, factor: f64) -> Result<Linear> {
+    let bias = layer.bias().map(|b| b * factor).transpose()?;
+    Ok(Linear::new((layer.weight() * factor)?, bias))
+}
+
 /// A `nn.LayerNorm(dim)` with PyTorch's epsilon.
 pub fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
     candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb)

@@ -1,8 +1,10 @@
 //! The warble worker: transcribes audio with a Parakeet model.
 //!
-//! `worker transcribe` runs the engine on local files without any queue, which is also how the
-//! pipeline's results are checked against the engine.
+//! `worker run` takes jobs from the queue the API fills; `worker transcribe` runs the engine on
+//! local files without any queue, which is also how the pipeline's results are checked.
 
+mod model;
+mod run;
 mod transcribe;
 
 use clap::{Parser, Subcommand};
@@ -20,18 +22,28 @@ struct Cli {
 enum Command {
     /// Transcribe local audio files and print the results.
     Transcribe(transcribe::Args),
+    /// Take jobs from the queue until stopped.
+    Run(run::Args),
 }
 
 fn main() -> std::process::ExitCode {
+    parakeet::memory::retain_freed_memory();
+    let cli = Cli::parse();
+    // A queue worker is a service and reports what it does; `transcribe` prints results only.
+    let default_filter = match cli.command {
+        Command::Run(_) => "info",
+        Command::Transcribe(_) => "warn",
+    };
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            EnvFilter::try_from_env("WARBLE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_env("WARBLE_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,24 +4,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use parakeet::{
-    DecoderKind, LoadOptions, Parakeet, TranscribeOptions, Transcript, audio, parse_device,
-};
+use parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
 use serde::Serialize;
+
+use crate::model::ModelArgs;
 
 /// Arguments of `worker transcribe`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model: a `.nemo` file, an MLX directory, or a Hugging Face repository id.
-    #[arg(long, env = "WARBLE_MODEL", default_value = parakeet::DEFAULT_MODEL)]
-    model: String,
-    /// Expected SHA-256 of the model file; a mismatch refuses to load.
-    #[arg(long, env = "WARBLE_MODEL_SHA256")]
-    model_sha256: Option<String>,
-    /// Device: cpu, cuda[:N] or metal[:N].
-    #[arg(long, env = "WARBLE_DEVICE", default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Decoder head: tdt, rnnt or ctc (default: the model's main head).
     #[arg(long)]
     decoder: Option<DecoderKind>,
@@ -46,13 +38,7 @@ struct JsonLine<'a> {
 /// Loads the model once and transcribes every file; a file that fails is reported on stderr
 /// and the others still run. Exit code 1 if any file failed.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let device = parse_device(&args.device)?;
-    let options = LoadOptions {
-        device,
-        sha256: args.model_sha256.clone(),
-    };
-    let model = Parakeet::load(&args.model, &options)
-        .with_context(|| format!("loading model {}", args.model))?;
+    let model = args.model.load()?;
     let transcribe = TranscribeOptions {
         decoder: args.decoder,
         ..TranscribeOptions::default()

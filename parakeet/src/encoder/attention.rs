@@ -11,7 +11,7 @@
 use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::nn::{FrameMask, MASKED_SCORE, linear};
+use crate::nn::{FrameMask, MASKED_SCORE, linear, scaled};
 
 /// Which keys each query may attend to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +23,18 @@ pub enum AttentionWindow {
 }
 
 /// One layer's `self_attn` module.
+///
+/// Two rearrangements happen at load time, neither of which changes what is computed:
+/// `linear_q`, `linear_k` and `linear_v` become one projection (one matrix product instead of
+/// three), and the score scale `1 / sqrt(d_k)` is folded into the query projection and the
+/// position biases, since `((q + u) · k + (q + v) · p) * s = (s q + s u) · k + (s q + s v) · p`.
 #[derive(Debug, Clone)]
 pub struct RelPositionAttention {
-    linear_q: Linear,
-    linear_k: Linear,
-    linear_v: Linear,
+    /// `linear_q`, `linear_k`, `linear_v` stacked: `(3 d_model, d_model)`, queries pre-scaled.
+    linear_qkv: Linear,
     linear_out: Linear,
     linear_pos: Linear,
-    /// `(heads, 1, d_k)`, broadcast over time.
+    /// `(heads, 1, d_k)`, broadcast over time, pre-scaled.
     pos_bias_u: Tensor,
     pos_bias_v: Tensor,
     heads: usize,
@@ -41,14 +45,22 @@ impl RelPositionAttention {
     /// Loads `encoder.layers.N.self_attn`.
     pub fn load(d_model: usize, heads: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let d_k = d_model / heads;
+        let scale = 1.0 / (d_k as f64).sqrt();
+        let q = scaled(&linear(d_model, d_model, bias, vb.pp("linear_q"))?, scale)?;
+        let k = linear(d_model, d_model, bias, vb.pp("linear_k"))?;
+        let v = linear(d_model, d_model, bias, vb.pp("linear_v"))?;
+        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+        let qkv_bias = match (q.bias(), k.bias(), v.bias()) {
+            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
+            _ => None,
+        };
+        let pos_bias = |name| (vb.get((heads, d_k), name)? * scale)?.unsqueeze(1);
         Ok(Self {
-            linear_q: linear(d_model, d_model, bias, vb.pp("linear_q"))?,
-            linear_k: linear(d_model, d_model, bias, vb.pp("linear_k"))?,
-            linear_v: linear(d_model, d_model, bias, vb.pp("linear_v"))?,
+            linear_qkv: Linear::new(weight, qkv_bias),
             linear_out: linear(d_model, d_model, bias, vb.pp("linear_out"))?,
             linear_pos: linear(d_model, d_model, false, vb.pp("linear_pos"))?,
-            pos_bias_u: vb.get((heads, d_k), "pos_bias_u")?.unsqueeze(1)?,
-            pos_bias_v: vb.get((heads, d_k), "pos_bias_v")?.unsqueeze(1)?,
+            pos_bias_u: pos_bias("pos_bias_u")?,
+            pos_bias_v: pos_bias("pos_bias_v")?,
             heads,
             d_k,
         })
@@ -77,9 +89,10 @@ impl RelPositionAttention {
         window: AttentionWindow,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let q = self.split_heads(&self.linear_q.forward(x)?)?;
-        let k = self.split_heads(&self.linear_k.forward(x)?)?;
-        let v = self.split_heads(&self.linear_v.forward(x)?)?;
+        let qkv = self.linear_qkv.forward(x)?;
+        let d = self.heads * self.d_k;
+        let [q, k, v] = [0, 1, 2].map(|i| self.split_heads(&qkv.narrow(2, i * d, d)?));
+        let (q, k, v) = (q?, k?, v?);
         let q_u = q.broadcast_add(&self.pos_bias_u)?;
         let q_v = q.broadcast_add(&self.pos_bias_v)?;
         let context = match window {
@@ -107,7 +120,7 @@ impl RelPositionAttention {
         let p = self.project_positions(positions)?; // (1, h, 2t-1, d_k)
         let ac = q_u.matmul(&k.t()?)?;
         let bd = rel_shift(&q_v.broadcast_matmul(&p.t()?)?)?;
-        let mut scores = ((ac + bd)? * (1.0 / (self.d_k as f64).sqrt()))?;
+        let mut scores = (ac + bd)?;
         if let Some(bias) = mask.attention_bias()? {
             scores = scores.broadcast_add(&bias)?;
         }
@@ -136,14 +149,13 @@ impl RelPositionAttention {
         let q_u = q_u.pad_with_zeros(2, 0, padded - t)?;
         let q_v = q_v.pad_with_zeros(2, 0, padded - t)?;
         let p = self.project_positions(positions)?; // (1, h, 2w+1, d_k)
-        let scale = 1.0 / (self.d_k as f64).sqrt();
         let mut out = Vec::with_capacity(n_blocks);
         for n in 0..n_blocks {
             let start = n * block;
             let keys = k.narrow(2, start, block + 2 * w)?;
             let ac = q_u.narrow(2, start, block)?.matmul(&keys.t()?)?; // (b, h, block, block+2w)
             let bd = q_v.narrow(2, start, block)?.broadcast_matmul(&p.t()?)?; // (b, h, block, 2w+1)
-            let scores = ((ac + skew(&bd, block)?)? * scale)?;
+            let scores = (ac + skew(&bd, block)?)?;
             let bias = local_bias(mask.lengths(), start, block, w, q_u.device())?;
             let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?;
             out.push(probs.matmul(&v.narrow(2, start, block + 2 * w)?)?);

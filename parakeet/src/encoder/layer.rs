@@ -6,9 +6,13 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::attention::{AttentionWindow, RelPositionAttention};
 use crate::config::EncoderConfig;
-use crate::nn::{BatchNorm, FrameMask, layer_norm, linear, pointwise_conv1d, swish};
+use crate::nn::{BatchNorm, FrameMask, layer_norm, linear, pointwise_conv1d, scaled, swish};
 
 /// `feed_forward1` / `feed_forward2`: linear, Swish, linear.
+///
+/// Both are macaron half-steps, added to the residual times 0.5. That factor is folded into
+/// `linear2` at load time: halving is exact in floating point, so the output is bit for bit the
+/// same and the layer saves a pass over its activations.
 #[derive(Debug, Clone)]
 struct FeedForward {
     linear1: Linear,
@@ -19,7 +23,7 @@ impl FeedForward {
     fn load(d_model: usize, d_ff: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             linear1: linear(d_model, d_ff, bias, vb.pp("linear1"))?,
-            linear2: linear(d_ff, d_model, bias, vb.pp("linear2"))?,
+            linear2: scaled(&linear(d_ff, d_model, bias, vb.pp("linear2"))?, 0.5)?,
         })
     }
 
@@ -144,7 +148,7 @@ impl ConformerLayer {
         let ff1 = self
             .feed_forward1
             .forward(&self.norm_feed_forward1.forward(x)?)?;
-        let x = (x + (ff1 * 0.5)?)?;
+        let x = (x + ff1)?;
         let att =
             self.self_attn
                 .forward(&self.norm_self_att.forward(&x)?, mask, positions, window)?;
@@ -154,7 +158,7 @@ impl ConformerLayer {
         let ff2 = self
             .feed_forward2
             .forward(&self.norm_feed_forward2.forward(&x)?)?;
-        let x = (x + (ff2 * 0.5)?)?;
+        let x = (x + ff2)?;
         self.norm_out.forward(&x)
     }
 }

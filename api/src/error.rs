@@ -1,0 +1,117 @@
+//! The API's one error type and its JSON form: `{"error": {"code", "message"}}` with a stable
+//! `code`. Internal details (SQL, paths, URLs) go to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use warble_common::db::DbError;
+use warble_common::storage::StorageError;
+
+/// Everything a handler can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; `code` says how.
+    #[error("{message}")]
+    BadRequest {
+        /// Stable code, e.g. `missing_file`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// No such job (or route).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The resource exists but not in a state that allows this.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// The resource existed and was deleted.
+    #[error("{0}")]
+    Gone(&'static str),
+    /// The upload is larger than the configured limit.
+    #[error("the file is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Object storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    /// A 400 with `code` and `message`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// `code` and `message` of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// For people.
+    #[schema(example = "job not found")]
+    pub message: String,
+}
+
+/// Builds an error response; also used for errors raised outside handlers (extractors, the
+/// fallback route).
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message: message.into(),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            Self::BadRequest { code, .. } => error_response(StatusCode::BAD_REQUEST, code, message),
+            Self::NotFound(_) => error_response(StatusCode::NOT_FOUND, "not_found", message),
+            Self::Conflict { code, .. } => error_response(StatusCode::CONFLICT, code, message),
+            Self::Gone(_) => error_response(StatusCode::GONE, "gone", message),
+            Self::TooLarge(_) => {
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", message)
+            }
+            Self::Db(err) => {
+                tracing::error!(error = %err, "database error");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database did not answer; try again",
+                )
+            }
+            Self::Storage(err) => {
+                tracing::error!(error = %err, "storage error");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "object storage did not answer; try again",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! `/v1/jobs`: submit audio, poll the job, fetch the transcript, list, cancel.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+use utoipa::{IntoParams, ToSchema};
+use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
+use warble_common::storage::Upload;
+use warble_common::transcript::{Format, Transcript};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Largest `metadata` object, bytes of JSON.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Decoders a job may ask for.
+const DECODERS: [&str; 3] = ["tdt", "rnnt", "ctc"];
+
+/// The multipart form of `POST /v1/jobs` (for the spec; the handler streams it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SubmitForm {
+    /// The audio file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `tdt`, `rnnt` or `ctc`; default: the model's main decoder.
+    decoder: Option<String>,
+    /// A JSON object (at most 16 KB) returned with the job.
+    metadata: Option<String>,
+}
+
+/// Submit audio for transcription.
+///
+/// The upload streams to object storage while its SHA-256 is computed; the job is queued and
+/// answered at once. Poll `Location` until the status is final. With an `Idempotency-Key`
+/// header, repeating the request returns the job the first one made.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body(content = SubmitForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the same job (up to 255 characters)")),
+    responses(
+        (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
+        (status = 400, description = "Bad form", body = ErrorBody),
+        (status = 413, description = "File too large", body = ErrorBody),
+        (status = 503, description = "Database or storage unavailable", body = ErrorBody),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart
+        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+    let idempotency_key = idempotency_key(&headers)?;
+    if let Some(key) = &idempotency_key
+        && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
+    {
+        return Ok(accepted(&existing.job, true));
+    }
+    let id = Ulid::generate();
+    let audio_key = job::audio_key(id);
+    let mut form = Form::default();
+    let mut upload: Option<Upload> = None;
+    let read = read_form(&state, &mut multipart, &audio_key, &mut form, &mut upload).await;
+    let stored = match (read, upload) {
+        (Ok(()), Some(upload)) => upload.finish().await?,
+        (Ok(()), None) => {
+            return Err(ApiError::bad_request("missing_file", "the form has no `file` part"));
+        }
+        (Err(err), upload) => {
+            if let Some(upload) = upload
+                && let Err(abort) = upload.abort().await
+            {
+                tracing::warn!(error = %abort, "aborting a rejected upload");
+            }
+            return Err(err);
+        }
+    };
+    if stored.bytes == 0 {
+        state.storage.delete(&audio_key).await?;
+        return Err(ApiError::bad_request("empty_file", "the file is empty"));
+    }
+    let new = NewJob {
+        id,
+        decoder: form.decoder,
+        metadata: form.metadata,
+        filename: form.filename,
+        content_type: form.content_type,
+        audio_key: audio_key.clone(),
+        audio_sha256: stored.sha256,
+        audio_bytes: stored.bytes,
+        idempotency_key,
+    };
+    let inserted = match job::insert(&state.db, &new).await {
+        Ok(inserted) => inserted,
+        Err(err) => {
+            // Nothing refers to the audio: do not leave it behind.
+            state.storage.delete(&audio_key).await.ok();
+            return Err(err.into());
+        }
+    };
+    match inserted {
+        Inserted::Existing(existing) => {
+            // A concurrent request with the same key won; ours is a duplicate.
+            state.storage.delete(&audio_key).await?;
+            Ok(accepted(&existing.job, true))
+        }
+        Inserted::Created(created) => {
+            // The job is recorded; if the queue cannot take it now, the API's re-enqueue loop
+            // hands it over later, so the client still gets its job.
+            match state.queue.push(&created.job.id).await {
+                Ok(()) => job::mark_enqueued(&state.db, &created.job.id).await?,
+                Err(err) => tracing::warn!(job = %created.job.id, error = %err, "enqueue deferred"),
+            }
+            tracing::info!(job = %created.job.id, bytes = created.job.audio_bytes, "job submitted");
+            Ok(accepted(&created.job, false))
+        }
+    }
+}
+
+/// The non-file fields of the form.
+#[derive(Default)]
+struct Form {
+    decoder: Option<String>,
+    metadata: Option<serde_json::Value>,
+    filename: Option<String>,
+    content_type: Option<String>,
+}
+
+/// Reads the form, streaming the `file` part into `upload` as it arrives.
+async fn read_form(
+    state: &AppState,
+    multipart: &mut Multipart,
+    audio_key: &str,
+    form: &mut Form,
+    upload: &mut Option<Upload>,
+) -> Result<(), ApiError> {
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("invalid_multipart", e.body_text())
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
+        match field.name().unwrap_or_default() {
+            "file" => {
+                if upload.is_some() {
+                    return Err(ApiError::bad_request("duplicate_file", "send one `file` part"));
+                }
+                form.filename = field.file_name().map(str::to_string);
+                form.content_type = field.content_type().map(str::to_string);
+                let target = upload.insert(state.storage.upload(audio_key).await?);
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    if target.bytes() + chunk.len() as u64 > state.max_upload_bytes {
+                        return Err(ApiError::TooLarge(state.max_upload_bytes));
+                    }
+                    target.write(&chunk).await?;
+                }
+            }
+            "decoder" => {
+                let value = small_text(&mut field, 64).await?;
+                if !DECODERS.contains(&value.as_str()) {
+                    return Err(ApiError::bad_request(
+                        "invalid_decoder",
+                        format!("decoder must be one of {}", DECODERS.join(", ")),
+                    ));
+                }
+                form.decoder = Some(value);
+            }
+            "metadata" => {
+                let value = small_text(&mut field, MAX_METADATA_BYTES).await?;
+                match serde_json::from_str::<serde_json::Value>(&value) {
+                    Ok(object @ serde_json::Value::Object(_)) => form.metadata = Some(object),
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_metadata",
+                            "metadata must be a JSON object",
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!("unknown form field {other:?}; expected file, decoder, metadata"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A text field of at most `limit` bytes.
+async fn small_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
+    {
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::bad_request(
+                "field_too_large",
+                format!("{name} is longer than {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8")))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().filter(|k| {
+        !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.chars().all(|c| c.is_ascii_graphic())
+    });
+    match key {
+        Some(key) => Ok(Some(key.to_string())),
+        None => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// 202 with the job, its `Location`, and whether it is a replay of an earlier request.
+fn accepted(job: &Job, replayed: bool) -> Response {
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// A job's status.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
+    let found = job::get(&state.db, &id).await?.ok_or(ApiError::NotFound("job"))?;
+    Ok(Json(found.job))
+}
+
+/// `?format=` of the transcript route.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TranscriptQuery {
+    /// `json` (default), `text`, `srt` or `vtt`.
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// A finished job's transcript.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/transcript", tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), TranscriptQuery),
+    responses(
+        (status = 200, description = "The transcript in the asked format", content(
+            (Transcript = "application/json"),
+            (String = "text/plain"),
+            (String = "application/x-subrip"),
+            (String = "text/vtt"),
+        )),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job has not succeeded", body = ErrorBody),
+        (status = 410, description = "The transcript was deleted", body = ErrorBody),
+    )
+)]
+pub async fn transcript(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::bad_request("invalid_format", "format must be json, text, srt or vtt")
+    })?;
+    let stored = job::get(&state.db, &id).await?.ok_or(ApiError::NotFound("job"))?;
+    let text = job::transcript(&state.db, &id).await?.flatten();
+    let transcript = match (stored.job.status, text) {
+        (JobStatus::Succeeded, Some(text)) => text,
+        (JobStatus::Succeeded | JobStatus::Canceled, None) => {
+            return Err(ApiError::Gone("the transcript was deleted"));
+        }
+        (status, _) => {
+            return Err(ApiError::Conflict {
+                code: "transcript_not_ready",
+                message: format!("the job is {}, not succeeded", status.as_str()),
+            });
+        }
+    };
+    let transcript: Transcript = serde_json::from_str(&transcript).map_err(|e| {
+        tracing::error!(job = %id, error = %e, "stored transcript does not parse");
+        ApiError::Conflict {
+            code: "transcript_unreadable",
+            message: "the stored transcript cannot be read".into(),
+        }
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, query.format.content_type())],
+        transcript.render(query.format),
+    )
+        .into_response())
+}
+
+/// Query of the list route.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub status: Option<JobStatus>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Jobs, newest first.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 100"));
+    }
+    let jobs = job::list(&state.db, query.status, query.cursor.as_deref(), limit).await?;
+    let next_cursor = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+/// Cancel a job and delete its data.
+///
+/// A queued or running job becomes `canceled` (a running worker stops using it); for any job
+/// the audio and the transcript are deleted. The job record stays, so its id keeps answering.
+#[utoipa::path(
+    delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job afterwards", body = Job),
+        (status = 404, description = "No such job", body = ErrorBody),
+    )
+)]
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
+    let stored = job::cancel_and_forget(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    state.storage.delete(&stored.audio_key).await?;
+    tracing::info!(job = %id, status = stored.job.status.as_str(), "job deleted");
+    Ok(Json(stored.job))
+}

@@ -1,0 +1,4 @@
+//! The HTTP routes.
+
+pub mod health;
+pub mod jobs;

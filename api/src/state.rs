@@ -1,0 +1,18 @@
+//! What every handler shares.
+
+use warble_common::db::Database;
+use warble_common::queue::Queue;
+use warble_common::storage::Storage;
+
+/// Shared, cheap-to-clone handles.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Job records.
+    pub db: Database,
+    /// Uploaded audio.
+    pub storage: Storage,
+    /// Where new jobs go.
+    pub queue: Queue,
+    /// Largest accepted upload, bytes.
+    pub max_upload_bytes: u64,
+}

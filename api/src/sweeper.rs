@@ -1,0 +1,29 @@
+//! Hands the queue any job that was recorded but not enqueued: the API answers a submission
+//! once the job is in the database, so a queue hiccup (or a crash) between the two steps must
+//! not strand the job. Re-sending is harmless: queue tasks are keyed by job id.
+
+use warble_common::job;
+
+use crate::{AppState, SWEEP_INTERVAL};
+
+/// Runs the sweep every [`SWEEP_INTERVAL`] until the process ends.
+pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(err) = sweep(&state).await {
+                tracing::warn!(error = %err, "re-enqueue sweep failed");
+            }
+        }
+    })
+}
+
+async fn sweep(state: &AppState) -> anyhow::Result<()> {
+    for id in job::not_enqueued(&state.db, 100).await? {
+        state.queue.push(&id).await?;
+        job::mark_enqueued(&state.db, &id).await?;
+        tracing::info!(job = %id, "job enqueued by the sweep");
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The database: SQLite (embedded, the default) or Postgres, chosen by the URL. Holds the job
+//! records (`warble_*` tables, our migrations) and apalis's queue tables (its migrations).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::DatabaseArgs;
+
+/// Our own migrations are tracked in their own table: apalis keeps its SQLite migrations in
+/// sqlx's default `_sqlx_migrations`, and two migrators sharing a table reject each other's
+/// versions as unknown.
+const MIGRATIONS_TABLE: &str = "warble_migrations";
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error("database URL must start with sqlite:// or postgres://")]
+    BadUrl,
+    /// A query or connection failed.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Setting up apalis's tables failed.
+    #[error("setting up the queue tables: {0}")]
+    Queue(String),
+}
+
+/// A connection pool on one of the two supported databases.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+    /// A Postgres server.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds. The same SQL serves both
+/// databases (`$1` placeholders, `RETURNING`, `ON CONFLICT` work in each), so every query is
+/// written once.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite($pool) => $body,
+            $crate::db::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Database {
+    /// Connects (creating a SQLite file and its directory if needed). Does not migrate.
+    pub async fn connect(args: &DatabaseArgs) -> Result<Self, DbError> {
+        let url = args.database_url.as_str();
+        let acquire = Duration::from_secs(10);
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // NORMAL in WAL mode loses no committed transaction on a process crash.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(args.database_max_connections.max(1))
+                .acquire_timeout(acquire)
+                .connect_with(options)
+                .await?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(args.database_max_connections.max(1))
+                .acquire_timeout(acquire)
+                .connect(url)
+                .await?;
+            Ok(Self::Postgres(pool))
+        } else {
+            Err(DbError::BadUrl)
+        }
+    }
+
+    /// Applies apalis's and our migrations. Safe to run from several processes at once.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let mut ours = match self {
+            Self::Sqlite(pool) => {
+                apalis_sqlite::SqliteStorage::<()>::setup(pool)
+                    .await
+                    .map_err(|e| DbError::Queue(e.to_string()))?;
+                sqlx::migrate!("../migrations/sqlite")
+            }
+            Self::Postgres(pool) => {
+                apalis_postgres::PostgresStorage::<()>::setup(pool)
+                    .await
+                    .map_err(|e| DbError::Queue(e.to_string()))?;
+                sqlx::migrate!("../migrations/postgres")
+            }
+        };
+        ours.dangerous_set_table_name(MIGRATIONS_TABLE);
+        run(&ours, self).await
+    }
+
+    /// Checks that the database answers, for readiness probes.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+async fn run(migrator: &Migrator, db: &Database) -> Result<(), DbError> {
+    with_pool!(db, pool => migrator.run(pool).await?);
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! The job model and every query on `warble_jobs`.
+//!
+//! A job's row is the single source of truth for what the API shows. Workers change it only
+//! through the conditional updates here, which is what keeps exactly one result per job even
+//! when the queue delivers a job twice (a worker that froze and came back, a crash after the
+//! result was written): a result is stored only by the worker that holds the job, and only
+//! while the job is `running`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+use utoipa::ToSchema;
+
+use crate::db::{Database, DbError};
+use crate::with_pool;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is transcribing it.
+    Running,
+    /// Done; the transcript is available.
+    Succeeded,
+    /// Gave up; `error` says why.
+    Failed,
+    /// Canceled by a client; its audio and transcript are deleted.
+    Canceled,
+}
+
+impl JobStatus {
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "canceled" => Self::Canceled,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Whether nothing more will happen to the job.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+}
+
+/// Why a job failed: a stable code for programs and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobError {
+    /// Stable, machine-readable: `audio_undecodable`, `too_many_attempts`, `internal`, ...
+    pub code: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// ULID, sortable by creation time.
+    #[schema(value_type = String, example = "01JDR7Q9V3X8M2K4T6N0P5B1CZ")]
+    pub id: String,
+    /// Current state.
+    pub status: JobStatus,
+    /// Decoder head asked for (`tdt`, `rnnt`, `ctc`); absent means the model's own.
+    pub decoder: Option<String>,
+    /// The client's metadata object, returned as given.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// File name as uploaded (informational; never used as a storage key).
+    pub filename: Option<String>,
+    /// Size of the uploaded audio in bytes.
+    pub audio_bytes: i64,
+    /// Hex SHA-256 of the uploaded audio.
+    pub audio_sha256: String,
+    /// Length of the audio in seconds, known once a worker decoded it.
+    pub duration: Option<f64>,
+    /// 0 to 1.
+    pub progress: f64,
+    /// Times a worker started the job.
+    pub attempts: i64,
+    /// When the job was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When a worker first started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a final state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<JobError>,
+}
+
+/// The columns every job query returns, as a literal so that queries stay `&'static str`
+/// (sqlx refuses SQL built at run time).
+macro_rules! columns {
+    () => {
+        "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
+         progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
+         audio_key"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    status: String,
+    decoder: Option<String>,
+    metadata: Option<String>,
+    filename: Option<String>,
+    audio_bytes: i64,
+    audio_sha256: String,
+    duration_secs: Option<f64>,
+    progress: f64,
+    attempts: i64,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    audio_key: String,
+}
+
+impl From<JobRow> for StoredJob {
+    fn from(row: JobRow) -> Self {
+        let error = row.error_code.map(|code| JobError {
+            code,
+            message: row.error_message.unwrap_or_default(),
+        });
+        Self {
+            audio_key: row.audio_key,
+            job: Job {
+                id: row.id,
+                status: JobStatus::parse(&row.status),
+                decoder: row.decoder,
+                metadata: row.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+                filename: row.filename,
+                audio_bytes: row.audio_bytes,
+                audio_sha256: row.audio_sha256,
+                duration: row.duration_secs,
+                progress: row.progress,
+                attempts: row.attempts,
+                created_at: row.created_at,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+                error,
+            },
+        }
+    }
+}
+
+/// A job with what only the server needs to know about it.
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    /// What the API shows.
+    pub job: Job,
+    /// Where its audio is.
+    pub audio_key: String,
+}
+
+/// What the API records for a new upload.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Pre-generated id; the audio was stored under a key derived from it.
+    pub id: Ulid,
+    /// Requested decoder.
+    pub decoder: Option<String>,
+    /// Client metadata, already validated as a JSON object.
+    pub metadata: Option<serde_json::Value>,
+    /// Uploaded file name.
+    pub filename: Option<String>,
+    /// Uploaded content type.
+    pub content_type: Option<String>,
+    /// Storage key of the audio.
+    pub audio_key: String,
+    /// Hex SHA-256 of the audio.
+    pub audio_sha256: String,
+    /// Size of the audio.
+    pub audio_bytes: u64,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+}
+
+/// Outcome of [`insert`].
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new job.
+    Created(StoredJob),
+    /// The idempotency key was used before: this is the job it made.
+    Existing(StoredJob),
+}
+
+/// The storage key for a job's audio.
+pub fn audio_key(id: Ulid) -> String {
+    format!("audio/{id}")
+}
+
+/// Records a new queued job, or returns the one an earlier request with the same idempotency
+/// key made.
+pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
+    let sql = concat!("INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
+         audio_key, audio_sha256, audio_bytes, idempotency_key, created_at) \
+         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", columns!(), "");
+    let metadata = new.metadata.as_ref().map(|m| m.to_string());
+    let inserted: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(new.id.to_string())
+            .bind(&new.decoder)
+            .bind(&metadata)
+            .bind(&new.filename)
+            .bind(&new.content_type)
+            .bind(&new.audio_key)
+            .bind(&new.audio_sha256)
+            .bind(new.audio_bytes as i64)
+            .bind(&new.idempotency_key)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?
+    });
+    if let Some(row) = inserted {
+        return Ok(Inserted::Created(row.into()));
+    }
+    let key = new.idempotency_key.as_deref().unwrap_or_default();
+    let existing = find_by_idempotency_key(db, key).await?;
+    // The conflict can only come from the idempotency key, so the row exists.
+    existing.map(Inserted::Existing).ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
+}
+
+/// The job an earlier request with this `Idempotency-Key` made.
+pub async fn find_by_idempotency_key(db: &Database, key: &str) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs WHERE idempotency_key = $1");
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(key).fetch_optional(pool).await?
+    });
+    Ok(row.map(Into::into))
+}
+
+/// One job by id.
+pub async fn get(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs WHERE id = $1");
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(id).fetch_optional(pool).await?
+    });
+    Ok(row.map(Into::into))
+}
+
+/// The transcript JSON of a job: `None` if there is no such job, `Some(None)` if it has none
+/// (not finished, failed, or deleted).
+pub async fn transcript(db: &Database, id: &str) -> Result<Option<Option<String>>, DbError> {
+    let text: Option<Option<String>> = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT transcript FROM warble_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(text)
+}
+
+/// Newest first, `limit` jobs older than the job `before` (a cursor: the last id of the
+/// previous page), optionally only those in `status`.
+pub async fn list(
+    db: &Database,
+    status: Option<JobStatus>,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Job>, DbError> {
+    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs \
+         WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3");
+    let status = status.map(JobStatus::as_str);
+    let rows: Vec<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(status)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows.into_iter().map(|r| StoredJob::from(r).job).collect())
+}
+
+/// `DELETE /v1/jobs/{id}`: a queued or running job becomes `canceled`; any job forgets its
+/// transcript. Returns the job as it is afterwards (its audio key included, for the caller to
+/// delete the audio), or `None` if there is no such job.
+pub async fn cancel_and_forget(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE warble_jobs SET transcript = NULL, \
+             status = CASE WHEN status IN ('queued', 'running') THEN 'canceled' ELSE status END, \
+             finished_at = COALESCE(finished_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(Utc::now())
+        .execute(pool)
+        .await?;
+    });
+    get(db, id).await
+}
+
+/// Notes that the queue holds the job's task.
+pub async fn mark_enqueued(db: &Database, id: &str) -> Result<(), DbError> {
+    with_pool!(db, pool => {
+        sqlx::query("UPDATE warble_jobs SET enqueued = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Jobs recorded but not yet handed to the queue (the API stopped between the two steps).
+pub async fn not_enqueued(db: &Database, limit: u32) -> Result<Vec<String>, DbError> {
+    let ids: Vec<String> = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT id FROM warble_jobs WHERE enqueued = FALSE AND status = 'queued' \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(ids)
+}
+
+/// What [`start`] found.
+#[derive(Debug)]
+pub enum Start {
+    /// The worker holds the job now; this is attempt number `attempts`.
+    Started(StoredJob),
+    /// Nothing to do: the job finished or was canceled (or does not exist).
+    Skip,
+}
+
+/// A worker takes a job: `queued` or `running` (its previous worker died) becomes `running`
+/// under `worker_id`, and the attempt is counted.
+pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Start, DbError> {
+    let sql = concat!("UPDATE warble_jobs SET status = 'running', worker_id = $2, attempts = attempts + 1, \
+         started_at = COALESCE(started_at, $3), progress = 0 \
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING ", columns!(), "");
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(worker_id)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map_or(Start::Skip, |r| Start::Started(r.into())))
+}
+
+/// Records progress and, once known, the audio's duration. Returns `false` if the worker no
+/// longer holds the job (canceled, or taken over), so it can stop.
+pub async fn progress(
+    db: &Database,
+    id: &str,
+    worker_id: &str,
+    progress: f64,
+    duration: Option<f64>,
+) -> Result<bool, DbError> {
+    let done = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE warble_jobs SET progress = $3, duration_secs = COALESCE($4, duration_secs) \
+             WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(progress)
+        .bind(duration)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Stores the result, if this worker still holds the running job. `false` means another
+/// outcome won (canceled, or another worker took over) and this result is dropped.
+pub async fn succeed(
+    db: &Database,
+    id: &str,
+    worker_id: &str,
+    transcript: &str,
+) -> Result<bool, DbError> {
+    let done = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE warble_jobs SET status = 'succeeded', progress = 1, transcript = $3, \
+             finished_at = $4, error_code = NULL, error_message = NULL \
+             WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(transcript)
+        .bind(Utc::now())
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Fails the job for good with `error`, if it has not finished. `worker_id` limits this to the
+/// worker that holds it; `None` fails it whoever holds it (a job out of attempts).
+pub async fn fail(
+    db: &Database,
+    id: &str,
+    worker_id: Option<&str>,
+    error: &JobError,
+) -> Result<bool, DbError> {
+    let done = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE warble_jobs SET status = 'failed', finished_at = $3, error_code = $4, \
+             error_message = $5 \
+             WHERE id = $1 AND ($2 IS NULL OR worker_id = $2) AND status IN ('queued', 'running')",
+        )
+        .bind(id)
+        .bind(worker_id)
+        .bind(Utc::now())
+        .bind(&error.code)
+        .bind(&error.message)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole platform on one machine with the embedded defaults: the API on
+# 127.0.0.1:8080 and one worker (a separate process), SQLite at ./data/warble.db and uploads
+# under ./data/blobs. Ctrl-C stops both. Every WARBLE_* variable of the README applies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p api -p worker
+target/release/api migrate
+target/release/worker run &
+worker=$!
+target/release/api &
+api=$!
+trap 'kill -TERM "$api" "$worker" 2>/dev/null; wait' INT TERM
+wait -n "$api" "$worker"
+kill -TERM "$api" "$worker" 2>/dev/null || true
+wait

@@ -1,0 +1,29 @@
+//! Which model to load, where: the options `worker transcribe` and `worker run` share.
+
+use anyhow::Context;
+use parakeet::{LoadOptions, Parakeet, parse_device};
+
+/// The model and the device it runs on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Model: a `.nemo` file, an MLX directory, or a Hugging Face repository id.
+    #[arg(long, env = "WARBLE_MODEL", default_value = parakeet::DEFAULT_MODEL)]
+    pub model: String,
+    /// Expected SHA-256 of the model file; a mismatch refuses to load.
+    #[arg(long, env = "WARBLE_MODEL_SHA256")]
+    pub model_sha256: Option<String>,
+    /// Device: cpu, cuda[:N] or metal[:N].
+    #[arg(long, env = "WARBLE_DEVICE", default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    /// Loads the model onto the device (blocking; seconds for the large models).
+    pub fn load(&self) -> anyhow::Result<Parakeet> {
+        let options = LoadOptions {
+            device: parse_device(&self.device)?,
+            sha256: self.model_sha256.clone(),
+        };
+        Parakeet::load(&self.model, &options).with_context(|| format!("loading model {}", self.model))
+    }
+}

@@ -1,0 +1,317 @@
+//! `worker run`: takes jobs from the queue, transcribes them and stores the results.
+//!
+//! Delivery is at least once (a job whose worker dies is handed to another after the orphan
+//! timeout), results are stored exactly once: see `warble_common::job`. A job is failed for
+//! good when its audio cannot be decoded or when it has used up its attempts; errors of the
+//! database or the store are retried after a growing pause.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use chrono::Utc;
+use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
+use warble_common::config::PlatformArgs;
+use warble_common::db::Database;
+use warble_common::job::{self, JobError, Start};
+use warble_common::queue::{Queue, TranscribeTask};
+use warble_common::storage::{Storage, StorageError};
+use warble_common::transcript::{Segment, Transcript, Word};
+use warble_common::workers::{self, WorkerInfo};
+
+use crate::model::ModelArgs;
+
+/// How often an idle worker looks for new jobs.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Arguments of `worker run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Jobs transcribed at the same time by this process (they share the model and device).
+    #[arg(long, env = "WARBLE_CONCURRENCY", default_value_t = 1)]
+    concurrency: usize,
+    /// Seconds a stopping worker (SIGTERM, Ctrl-C) waits for its jobs to finish; a job still
+    /// running then is taken again by another worker after the orphan timeout.
+    #[arg(long, env = "WARBLE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    shutdown_timeout_secs: u64,
+    #[command(flatten)]
+    platform: PlatformArgs,
+}
+
+/// What every job handler needs.
+struct Shared {
+    model: Parakeet,
+    db: Database,
+    storage: Storage,
+    worker_id: String,
+    max_attempts: i64,
+    /// Jobs in hand, for the heartbeat.
+    current: Mutex<Vec<String>>,
+}
+
+type Ctx = Arc<Shared>;
+
+/// Runs the worker until SIGTERM or Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let (db, storage) = args.platform.connect().await?;
+    let model_args = args.model.clone();
+    let model = tokio::task::spawn_blocking(move || model_args.load()).await??;
+    let worker_id = format!(
+        "{}-{}-{}",
+        hostname(),
+        std::process::id(),
+        &ulid::Ulid::generate().to_string()[20..]
+    );
+    let info = WorkerInfo {
+        id: worker_id.clone(),
+        hostname: hostname(),
+        device: args.model.device.clone(),
+        model: args.model.model.clone(),
+        current_job: None,
+        started_at: Utc::now(),
+        last_seen: Utc::now(),
+    };
+    workers::register(&db, &info).await?;
+    let ctx: Ctx = Arc::new(Shared {
+        model,
+        db: db.clone(),
+        storage,
+        worker_id: worker_id.clone(),
+        max_attempts: i64::from(args.platform.queue.max_attempts.max(1)),
+        current: Mutex::new(Vec::new()),
+    });
+    let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
+    tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
+        database = db.kind(), "worker ready");
+
+    let concurrency = args.concurrency.max(1);
+    // apalis wants a distinct name for every worker it (re)starts.
+    macro_rules! monitor {
+        ($backend:expr) => {{
+            let backend = $backend;
+            let ctx = ctx.clone();
+            let id = worker_id.clone();
+            Monitor::new()
+                .register(move |restarts| {
+                    WorkerBuilder::new(format!("{id}-{restarts}"))
+                        .backend(backend.clone().poll_with_interval(POLL_INTERVAL))
+                        .data(ctx.clone())
+                        .concurrency(concurrency)
+                        .build(handle)
+                })
+                // A lost database connection stops an apalis worker; start it again.
+                .should_restart(|_, err| {
+                    tracing::warn!(error = %err, "queue worker stopped; restarting");
+                    true
+                })
+                .shutdown_timeout(Duration::from_secs(args.shutdown_timeout_secs))
+                .run_with_signal(shutdown_signal())
+                .await
+        }};
+    }
+    let result = match Queue::new(&db, &args.platform.queue) {
+        Queue::Sqlite(storage) => monitor!(storage),
+        Queue::Postgres(storage) => monitor!(storage),
+    };
+    heartbeat.abort();
+    if let Err(err) = workers::deregister(&db, &worker_id).await {
+        tracing::warn!(error = %err, "deregistering the worker");
+    }
+    result.context("queue worker")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Reports the worker alive, with its current jobs, every `interval`.
+async fn beat(ctx: Ctx, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let current = ctx.current.lock().expect("not poisoned").first().cloned();
+        if let Err(err) = workers::beat(&ctx.db, &ctx.worker_id, current.as_deref()).await {
+            tracing::warn!(error = %err, "heartbeat failed");
+        }
+    }
+}
+
+/// How one attempt at a job ended, when it did not succeed.
+enum Failure {
+    /// Retrying cannot help: fail the job with this error.
+    Permanent(JobError),
+    /// Infrastructure trouble: try again later.
+    Transient(anyhow::Error),
+}
+
+impl From<warble_common::db::DbError> for Failure {
+    fn from(err: warble_common::db::DbError) -> Self {
+        Self::Transient(err.into())
+    }
+}
+
+fn permanent(code: &str, message: impl Into<String>) -> Failure {
+    Failure::Permanent(JobError {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+/// The queue handler: one delivery of one job.
+async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    let ctx: Ctx = (*ctx).clone();
+    let id = task.job_id;
+    let started = match job::start(&ctx.db, &id, &ctx.worker_id).await? {
+        Start::Started(started) => started,
+        Start::Skip => {
+            tracing::info!(job = %id, "job already finished or canceled; skipping");
+            return Ok(());
+        }
+    };
+    let attempt = started.job.attempts;
+    if attempt > ctx.max_attempts {
+        let error = JobError {
+            code: "too_many_attempts".into(),
+            message: format!(
+                "the job was started {} times without finishing (workers crashed or could not reach storage)",
+                attempt - 1
+            ),
+        };
+        job::fail(&ctx.db, &id, None, &error).await?;
+        tracing::error!(job = %id, "job failed: out of attempts");
+        return Ok(());
+    }
+    tracing::info!(job = %id, attempt, "job started");
+    ctx.current.lock().expect("not poisoned").push(id.clone());
+    let outcome = transcribe(&ctx, &started).await;
+    ctx.current.lock().expect("not poisoned").retain(|j| j != &id);
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Failure::Permanent(error)) => {
+            tracing::warn!(job = %id, code = %error.code, message = %error.message, "job failed");
+            job::fail(&ctx.db, &id, Some(&ctx.worker_id), &error).await?;
+            Ok(())
+        }
+        Err(Failure::Transient(err)) => {
+            // Wait before giving the job back so a struggling dependency is not hammered;
+            // the queue then delivers it again and the next attempt is counted.
+            let pause = Duration::from_secs(2u64.saturating_pow(attempt as u32).min(60));
+            tracing::warn!(job = %id, attempt, error = %err, pause_secs = pause.as_secs(), "attempt failed; will retry");
+            tokio::time::sleep(pause).await;
+            Err(err.into())
+        }
+    }
+}
+
+/// Fetches, decodes and transcribes the job's audio, and stores the transcript.
+async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
+    let id = &stored.job.id;
+    let bytes = match ctx.storage.get(&stored.audio_key).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound(_)) => {
+            return Err(permanent("audio_missing", "the uploaded audio is no longer in storage"));
+        }
+        Err(err) => return Err(Failure::Transient(err.into())),
+    };
+    let extension = stored
+        .job
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let decoder = match stored.job.decoder.as_deref().map(str::parse::<DecoderKind>) {
+        None => None,
+        Some(Ok(kind)) => Some(kind),
+        Some(Err(_)) => return Err(permanent("invalid_decoder", "unknown decoder")),
+    };
+    let worker = ctx.clone();
+    let audio = tokio::task::spawn_blocking(move || {
+        parakeet::audio::decode_bytes(bytes.to_vec(), extension.as_deref())
+    })
+    .await
+    .map_err(|e| Failure::Transient(e.into()))?
+    .map_err(|e| permanent("audio_undecodable", format!("the audio could not be decoded: {e}")))?;
+    let duration = audio.duration_secs();
+    if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {
+        tracing::info!(job = %id, "job canceled or taken over; stopping");
+        return Ok(());
+    }
+    let options = TranscribeOptions {
+        decoder,
+        ..TranscribeOptions::default()
+    };
+    let result = tokio::task::spawn_blocking(move || worker.model.transcribe(&audio.samples, &options))
+        .await
+        .map_err(|e| Failure::Transient(e.into()))?;
+    let transcript = match result {
+        Ok(transcript) => transcript,
+        Err(parakeet::Error::Unsupported(message) | parakeet::Error::Config(message)) => {
+            return Err(permanent("unsupported", message));
+        }
+        Err(err) => return Err(permanent("transcription_failed", err.to_string())),
+    };
+    let json = serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
+    if job::succeed(&ctx.db, id, &ctx.worker_id, &json).await? {
+        tracing::info!(job = %id, duration, words = transcript.words.len(), "job succeeded");
+    } else {
+        tracing::info!(job = %id, "job canceled or taken over while running; result dropped");
+    }
+    Ok(())
+}
+
+/// The engine's transcript in the stored form.
+pub fn to_stored(t: &parakeet::Transcript) -> Transcript {
+    Transcript {
+        text: t.text.clone(),
+        duration: t.duration,
+        segments: t
+            .segments
+            .iter()
+            .map(|s| Segment {
+                text: s.text.clone(),
+                start: s.start,
+                end: s.end,
+            })
+            .collect(),
+        words: t
+            .words
+            .iter()
+            .map(|w| Word {
+                word: w.word.clone(),
+                start: w.start,
+                end: w.end,
+            })
+            .collect(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("stopping: finishing current jobs");
+    Ok(())
+}
