@@ -1,5 +1,5 @@
-//! The job pipeline end to end on the embedded defaults (SQLite, local files): the real `api`
-//! and `worker` binaries on loopback, real uploads of the engine's fixture audio.
+//! The job pipeline end to end: the real `api` and `worker` binaries on loopback, real uploads
+//! of the engine's fixture audio, on SQLite (the embedded default) and on Postgres.
 
 mod common;
 
@@ -11,10 +11,40 @@ use warble_common::transcript::{Format, Transcript};
 
 const AUDIO: [&str; 2] = ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"];
 
-#[tokio::test(flavor = "multi_thread")]
-async fn uploads_become_the_transcripts_the_engine_gives() {
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::local(dir.path());
+/// Runs each scenario once on SQLite and once on Postgres, as separate tests.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$scenario(super::Backends::local(dir.path()), dir.path()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    if let Some(backends) = super::Backends::postgres(dir.path()).await {
+                        super::$scenario(backends, dir.path()).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    uploads_become_the_transcripts_the_engine_gives,
+    bad_requests_get_clear_errors_and_leave_nothing_behind,
+    idempotency_listing_and_cancel,
+    health_ready_spec_and_docs,
+);
+
+async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _dir: &std::path::Path) {
     let api = Api::start(&backends);
     let _worker = start_worker(&backends);
     let client = reqwest::Client::new();
@@ -61,10 +91,7 @@ async fn uploads_become_the_transcripts_the_engine_gives() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::local(dir.path());
+async fn bad_requests_get_clear_errors_and_leave_nothing_behind(backends: Backends, dir: &std::path::Path) {
     let api = Api::start(&backends);
     let client = reqwest::Client::new();
     let file = fixture(AUDIO[0]);
@@ -94,13 +121,10 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind() {
     // None of the rejected uploads left a job or a stored object.
     let page: Value = client.get(api.url("/v1/jobs")).send().await.unwrap().json().await.unwrap();
     assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
-    assert_eq!(stored_objects(dir.path()), 0);
+    assert_eq!(stored_objects(dir), 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn idempotency_listing_and_cancel() {
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::local(dir.path());
+async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Path) {
     let api = Api::start(&backends);
     let client = reqwest::Client::new();
     let file = fixture(AUDIO[0]);
@@ -116,7 +140,7 @@ async fn idempotency_listing_and_cancel() {
         let job: Value = submit(&client, &api, &file, &[], None).await.json().await.unwrap();
         ids.push(job["id"].as_str().unwrap().to_string());
     }
-    assert_eq!(stored_objects(dir.path()), 5);
+    assert_eq!(stored_objects(dir), 5);
 
     // Newest first, two per page, the cursor walks all five.
     let mut seen = Vec::new();
@@ -142,7 +166,7 @@ async fn idempotency_listing_and_cancel() {
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
-    assert_eq!(stored_objects(dir.path()), 4);
+    assert_eq!(stored_objects(dir), 4);
     let response = client.get(api.url(&format!("/v1/jobs/{id}/transcript"))).send().await.unwrap();
     assert_eq!(response.status(), 410);
     let response = client.get(api.url("/v1/jobs?status=canceled")).send().await.unwrap();
@@ -150,10 +174,8 @@ async fn idempotency_listing_and_cancel() {
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn health_ready_spec_and_docs() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(&Backends::local(dir.path()));
+async fn health_ready_spec_and_docs(backends: Backends, _dir: &std::path::Path) {
+    let api = Api::start(&backends);
     let client = reqwest::Client::new();
     let health: Value = client.get(api.url("/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");

@@ -49,6 +49,36 @@ impl Backends {
         }
     }
 
+    /// A fresh database on the Postgres server of `WARBLE_TEST_POSTGRES_URL` (default: the
+    /// local `test` database), with local files for storage. `None`, after saying why, when the
+    /// server cannot be reached, unless running in CI (`CI` set), where that fails the test.
+    pub async fn postgres(dir: &Path) -> Option<Self> {
+        let admin_url = std::env::var("WARBLE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(&admin_url)
+            .await;
+        let admin = match admin {
+            Ok(pool) => pool,
+            Err(err) if std::env::var_os("CI").is_none() => {
+                eprintln!("SKIPPED: Postgres at {admin_url} is unreachable ({err}); set WARBLE_TEST_POSTGRES_URL to run this test");
+                return None;
+            }
+            Err(err) => panic!("CI requires Postgres at {admin_url}: {err}"),
+        };
+        let name = format!("warble_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        Some(Self {
+            database_url: format!("{base}/{name}"),
+            storage_url: format!("file://{}/blobs", dir.display()),
+        })
+    }
+
     fn apply(&self, cmd: &mut Command) {
         cmd.env("WARBLE_DATABASE_URL", &self.database_url)
             .env("WARBLE_STORAGE_URL", &self.storage_url)
