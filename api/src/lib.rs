@@ -25,10 +25,12 @@ pub use sweeper::spawn_sweeper;
     info(title = "warble", description = "Batch speech-to-text with NVIDIA Parakeet models: submit audio, poll the job, fetch the transcript."),
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
-        routes::jobs::delete, routes::health::health, routes::health::ready,
+        routes::jobs::delete, routes::workers::list, routes::health::health,
+        routes::health::ready,
     ),
     tags(
         (name = "jobs", description = "Transcription jobs"),
+        (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -59,6 +61,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::jobs::get).delete(routes::jobs::delete),
         )
         .route("/v1/jobs/{id}/transcript", get(routes::jobs::transcript))
+        .route("/v1/workers", get(routes::workers::list))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route(

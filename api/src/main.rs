@@ -73,6 +73,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage,
         queue,
         max_upload_bytes: args.max_upload_bytes,
+        worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };
     api::spawn_sweeper(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)

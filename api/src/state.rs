@@ -15,4 +15,6 @@ pub struct AppState {
     pub queue: Queue,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: u64,
+    /// A worker silent for longer is considered gone (the queue's orphan timeout).
+    pub worker_timeout: chrono::TimeDelta,
 }

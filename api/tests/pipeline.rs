@@ -49,6 +49,12 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
     let _worker = start_worker(&backends);
     let client = reqwest::Client::new();
 
+    let listed: Value = client.get(api.url("/v1/workers")).send().await.unwrap().json().await.unwrap();
+    let workers = listed["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{listed}");
+    assert_eq!(workers[0]["device"], "cpu");
+    assert_eq!(workers[0]["model"], common::model().display().to_string());
+
     for rel in AUDIO {
         let file = fixture(rel);
         let response = submit(&client, &api, &file, &[("metadata", r#"{"customer":"c-1"}"#)], None).await;
