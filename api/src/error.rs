@@ -2,7 +2,7 @@
 //! `code`. Internal details (SQL, paths, URLs) go to the log, never to the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -98,20 +98,27 @@ impl IntoResponse for ApiError {
             }
             Self::Db(err) => {
                 tracing::error!(error = %err, "database error");
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                unavailable(
                     "database_unavailable",
                     "the database did not answer; try again",
                 )
             }
             Self::Storage(err) => {
                 tracing::error!(error = %err, "storage error");
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                unavailable(
                     "storage_unavailable",
                     "object storage did not answer; try again",
                 )
             }
         }
     }
+}
+
+/// A 503 for a dependency that failed, with the `Retry-After` that well-behaved clients wait.
+fn unavailable(code: &str, message: &str) -> Response {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }

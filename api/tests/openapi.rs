@@ -15,7 +15,14 @@ fn committed_spec_is_current() {
 fn every_route_is_documented() {
     let spec: serde_json::Value = serde_json::from_str(&api::openapi_json()).unwrap();
     let paths = spec["paths"].as_object().unwrap();
-    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/transcript", "/v1/workers", "/health", "/ready"] {
+    for path in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/transcript",
+        "/v1/workers",
+        "/health",
+        "/ready",
+    ] {
         assert!(paths.contains_key(path), "{path} is missing from the spec");
     }
 }

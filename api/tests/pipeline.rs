@@ -1,41 +1,16 @@
 //! The job pipeline end to end: the real `api` and `worker` binaries on loopback, real uploads
 //! of the engine's fixture audio, on SQLite (the embedded default) and on Postgres.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
-use common::{Api, Backends, fixture, start_worker, submit, transcribe_cli, wait_final};
+use common::{Api, Backends, fixture, start_worker, transcribe_cli};
 use serde_json::Value;
 use warble_common::transcript::{Format, Transcript};
 
 const AUDIO: [&str; 2] = ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"];
-
-/// Runs each scenario once on SQLite and once on Postgres, as separate tests.
-macro_rules! on_both_databases {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $scenario() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$scenario(super::Backends::local(dir.path()), dir.path()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $scenario() {
-                    let dir = tempfile::tempdir().unwrap();
-                    if let Some(backends) = super::Backends::postgres(dir.path()).await {
-                        super::$scenario(backends, dir.path()).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both_databases!(
     uploads_become_the_transcripts_the_engine_gives,
@@ -44,12 +19,14 @@ on_both_databases!(
     health_ready_spec_and_docs,
 );
 
-async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _dir: &std::path::Path) {
+async fn uploads_become_the_transcripts_the_engine_gives(
+    backends: Backends,
+    _dir: &std::path::Path,
+) {
     let api = Api::start(&backends);
     let _worker = start_worker(&backends);
-    let client = reqwest::Client::new();
 
-    let listed: Value = client.get(api.url("/v1/workers")).send().await.unwrap().json().await.unwrap();
+    let listed: Value = api.get_json("/v1/workers").await;
     let workers = listed["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 1, "{listed}");
     assert_eq!(workers[0]["device"], "cpu");
@@ -57,7 +34,9 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
 
     for rel in AUDIO {
         let file = fixture(rel);
-        let response = submit(&client, &api, &file, &[("metadata", r#"{"customer":"c-1"}"#)], None).await;
+        let response = api
+            .submit(&file, &[("metadata", r#"{"customer":"c-1"}"#)], None)
+            .await;
         assert_eq!(response.status(), 202);
         let location = response.headers()["location"].to_str().unwrap().to_string();
         let job: Value = response.json().await.unwrap();
@@ -68,7 +47,7 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
         let sha = warble_common::storage::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()));
         assert_eq!(job["audio_sha256"], sha);
 
-        let done = wait_final(&client, &api, id, Duration::from_secs(120)).await;
+        let done = api.wait_final(id, Duration::from_secs(120)).await;
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(done["progress"], 1.0);
         assert_eq!(done["attempts"], 1);
@@ -76,10 +55,10 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
 
         let expected = transcribe_cli(&file);
         let get = |format: &'static str| {
-            let client = client.clone();
-            let url = api.url(&format!("/v1/jobs/{id}/transcript?format={format}"));
+            let path = format!("/v1/jobs/{id}/transcript?format={format}");
+            let api = &api;
             async move {
-                let response = client.get(url).send().await.unwrap();
+                let response = api.get(&path).await;
                 assert_eq!(response.status(), 200, "format {format}");
                 response.text().await.unwrap()
             }
@@ -87,9 +66,15 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
         let transcript: Transcript = serde_json::from_str(&get("json").await).unwrap();
         assert!(!transcript.text.is_empty());
         assert_eq!(transcript.text, expected["text"]);
-        assert_eq!(serde_json::to_value(&transcript.words).unwrap(), expected["words"]);
+        assert_eq!(
+            serde_json::to_value(&transcript.words).unwrap(),
+            expected["words"]
+        );
         assert_eq!(transcript.duration, expected["duration"]);
-        assert_eq!(get("text").await, format!("{}\n", expected["text"].as_str().unwrap()));
+        assert_eq!(
+            get("text").await,
+            format!("{}\n", expected["text"].as_str().unwrap())
+        );
         assert_eq!(get("srt").await, transcript.render(Format::Srt));
         assert_eq!(get("vtt").await, transcript.render(Format::Vtt));
         let cues: Vec<String> = transcript.segments.iter().map(|s| s.text.clone()).collect();
@@ -97,9 +82,11 @@ async fn uploads_become_the_transcripts_the_engine_gives(backends: Backends, _di
     }
 }
 
-async fn bad_requests_get_clear_errors_and_leave_nothing_behind(backends: Backends, dir: &std::path::Path) {
+async fn bad_requests_get_clear_errors_and_leave_nothing_behind(
+    backends: Backends,
+    dir: &std::path::Path,
+) {
     let api = Api::start(&backends);
-    let client = reqwest::Client::new();
     let file = fixture(AUDIO[0]);
 
     let error = |response: reqwest::Response| async move {
@@ -108,42 +95,52 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind(backends: Backen
         (status, body["error"]["code"].as_str().unwrap().to_string())
     };
     let form = reqwest::multipart::Form::new().text("decoder", "tdt");
-    let response = client.post(api.url("/v1/jobs")).multipart(form).send().await.unwrap();
+    let response = api
+        .client
+        .post(api.url("/v1/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error(response).await, (400, "missing_file".into()));
-    let response = submit(&client, &api, &file, &[("metadata", "[1, 2]")], None).await;
+    let response = api.submit(&file, &[("metadata", "[1, 2]")], None).await;
     assert_eq!(error(response).await, (400, "invalid_metadata".into()));
-    let response = submit(&client, &api, &file, &[("decoder", "beam")], None).await;
+    let response = api.submit(&file, &[("decoder", "beam")], None).await;
     assert_eq!(error(response).await, (400, "invalid_decoder".into()));
     let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(17 * 1024));
-    let response = submit(&client, &api, &file, &[("metadata", &big)], None).await;
+    let response = api.submit(&file, &[("metadata", &big)], None).await;
     assert_eq!(error(response).await, (400, "field_too_large".into()));
-    let response = client.get(api.url("/v1/jobs/01JDR7Q9V3X8M2K4T6N0P5B1CZ")).send().await.unwrap();
+    let response = api.get("/v1/jobs/01JDR7Q9V3X8M2K4T6N0P5B1CZ").await;
     assert_eq!(error(response).await, (404, "not_found".into()));
-    let response = client.get(api.url("/v1/nothing")).send().await.unwrap();
+    let response = api.get("/v1/nothing").await;
     assert_eq!(error(response).await, (404, "not_found".into()));
-    let response = client.get(api.url("/v1/jobs?limit=0")).send().await.unwrap();
+    let response = api.get("/v1/jobs?limit=0").await;
     assert_eq!(error(response).await, (400, "invalid_limit".into()));
 
     // None of the rejected uploads left a job or a stored object.
-    let page: Value = client.get(api.url("/v1/jobs")).send().await.unwrap().json().await.unwrap();
+    let page: Value = api.get_json("/v1/jobs").await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
     assert_eq!(stored_objects(dir), 0);
 }
 
 async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Path) {
     let api = Api::start(&backends);
-    let client = reqwest::Client::new();
     let file = fixture(AUDIO[0]);
 
-    let first: Value = submit(&client, &api, &file, &[], Some("key-1")).await.json().await.unwrap();
-    let again = submit(&client, &api, &file, &[], Some("key-1")).await;
+    let first: Value = api
+        .submit(&file, &[], Some("key-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = api.submit(&file, &[], Some("key-1")).await;
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     let mut ids = vec![first["id"].as_str().unwrap().to_string()];
     for _ in 0..4 {
-        let job: Value = submit(&client, &api, &file, &[], None).await.json().await.unwrap();
+        let job: Value = api.submit(&file, &[], None).await.json().await.unwrap();
         ids.push(job["id"].as_str().unwrap().to_string());
     }
     assert_eq!(stored_objects(dir), 5);
@@ -152,12 +149,18 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = api.url("/v1/jobs?limit=2&status=queued");
+        let mut path = "/v1/jobs?limit=2&status=queued".to_string();
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-        seen.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()));
+        let page = api.get_json(&path).await;
+        seen.extend(
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_string()),
+        );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
@@ -168,35 +171,43 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
 
     // Cancel: the job is canceled, its audio gone, its transcript unavailable.
     let id = &ids[0];
-    let response = client.delete(api.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    let response = api
+        .client
+        .delete(api.url(&format!("/v1/jobs/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
     assert_eq!(stored_objects(dir), 4);
-    let response = client.get(api.url(&format!("/v1/jobs/{id}/transcript"))).send().await.unwrap();
+    let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;
     assert_eq!(response.status(), 410);
-    let response = client.get(api.url("/v1/jobs?status=canceled")).send().await.unwrap();
+    let response = api.get("/v1/jobs?status=canceled").await;
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
 }
 
 async fn health_ready_spec_and_docs(backends: Backends, _dir: &std::path::Path) {
     let api = Api::start(&backends);
-    let client = reqwest::Client::new();
-    let health: Value = client.get(api.url("/health")).send().await.unwrap().json().await.unwrap();
+    let health: Value = api.get_json("/health").await;
     assert_eq!(health["status"], "ok");
-    let ready = client.get(api.url("/ready")).send().await.unwrap();
+    let ready = api.get("/ready").await;
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["checks"]["database"], "ok");
     assert_eq!(ready["checks"]["storage"], "ok");
-    let spec = client.get(api.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    let spec = api.get("/openapi.json").await.text().await.unwrap();
     assert_eq!(spec, api::openapi_json());
-    let docs = client.get(api.url("/docs/")).send().await.unwrap();
+    let docs = api.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
-    let script = client.get(api.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
-    assert_eq!(script.status(), 200, "Swagger UI is served from the binary, offline");
+    let script = api.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(
+        script.status(),
+        200,
+        "Swagger UI is served from the binary, offline"
+    );
 }
 
 /// Objects under the blob directory.
@@ -206,7 +217,13 @@ fn stored_objects(dir: &std::path::Path) -> usize {
             .map(|entries| {
                 entries
                     .flatten()
-                    .map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 })
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            count(&e.path())
+                        } else {
+                            1
+                        }
+                    })
                     .sum()
             })
             .unwrap_or(0)

@@ -7,7 +7,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "WARBLE_DATABASE_URL", default_value = "sqlite://./data/warble.db")]
+    #[arg(
+        long,
+        env = "WARBLE_DATABASE_URL",
+        default_value = "sqlite://./data/warble.db"
+    )]
     pub database_url: String,
     /// Connections in the pool.
     #[arg(long, env = "WARBLE_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
@@ -19,7 +23,11 @@ pub struct DatabaseArgs {
 pub struct StorageArgs {
     /// `file://DIR` (created if missing) or `s3://BUCKET[/PREFIX]`, the latter configured by the
     /// standard `AWS_*` variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...).
-    #[arg(long, env = "WARBLE_STORAGE_URL", default_value = "file://./data/blobs")]
+    #[arg(
+        long,
+        env = "WARBLE_STORAGE_URL",
+        default_value = "file://./data/blobs"
+    )]
     pub storage_url: String,
 }
 

@@ -209,10 +209,14 @@ pub fn audio_key(id: Ulid) -> String {
 /// Records a new queued job, or returns the one an earlier request with the same idempotency
 /// key made.
 pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
-    let sql = concat!("INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
+    let sql = concat!(
+        "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
          audio_key, audio_sha256, audio_bytes, idempotency_key, created_at) \
          VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", columns!(), "");
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        columns!(),
+        ""
+    );
     let metadata = new.metadata.as_ref().map(|m| m.to_string());
     let inserted: Option<JobRow> = with_pool!(db, pool => {
         sqlx::query_as(sql)
@@ -235,12 +239,21 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let key = new.idempotency_key.as_deref().unwrap_or_default();
     let existing = find_by_idempotency_key(db, key).await?;
     // The conflict can only come from the idempotency key, so the row exists.
-    existing.map(Inserted::Existing).ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
+    existing
+        .map(Inserted::Existing)
+        .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
 }
 
 /// The job an earlier request with this `Idempotency-Key` made.
-pub async fn find_by_idempotency_key(db: &Database, key: &str) -> Result<Option<StoredJob>, DbError> {
-    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs WHERE idempotency_key = $1");
+pub async fn find_by_idempotency_key(
+    db: &Database,
+    key: &str,
+) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM warble_jobs WHERE idempotency_key = $1"
+    );
     let row: Option<JobRow> = with_pool!(db, pool => {
         sqlx::query_as(sql).bind(key).fetch_optional(pool).await?
     });
@@ -256,16 +269,19 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> 
     Ok(row.map(Into::into))
 }
 
-/// The transcript JSON of a job: `None` if there is no such job, `Some(None)` if it has none
-/// (not finished, failed, or deleted).
-pub async fn transcript(db: &Database, id: &str) -> Result<Option<Option<String>>, DbError> {
-    let text: Option<Option<String>> = with_pool!(db, pool => {
-        sqlx::query_scalar("SELECT transcript FROM warble_jobs WHERE id = $1")
+/// A job's status and transcript JSON, in one read: `None` if there is no such job; the
+/// transcript is `None` unless the job succeeded and its transcript was not deleted.
+pub async fn transcript(
+    db: &Database,
+    id: &str,
+) -> Result<Option<(JobStatus, Option<String>)>, DbError> {
+    let row: Option<(String, Option<String>)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT status, transcript FROM warble_jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await?
     });
-    Ok(text)
+    Ok(row.map(|(status, text)| (JobStatus::parse(&status), text)))
 }
 
 /// Newest first, `limit` jobs older than the job `before` (a cursor: the last id of the
@@ -276,9 +292,13 @@ pub async fn list(
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Job>, DbError> {
-    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs \
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM warble_jobs \
          WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3");
+         ORDER BY id DESC LIMIT $3"
+    );
     let status = status.map(JobStatus::as_str);
     let rows: Vec<JobRow> = with_pool!(db, pool => {
         sqlx::query_as(sql)
@@ -334,21 +354,17 @@ pub async fn not_enqueued(db: &Database, limit: u32) -> Result<Vec<String>, DbEr
     Ok(ids)
 }
 
-/// What [`start`] found.
-#[derive(Debug)]
-pub enum Start {
-    /// The worker holds the job now; this is attempt number `attempts`.
-    Started(StoredJob),
-    /// Nothing to do: the job finished or was canceled (or does not exist).
-    Skip,
-}
-
 /// A worker takes a job: `queued` or `running` (its previous worker died) becomes `running`
-/// under `worker_id`, and the attempt is counted.
-pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Start, DbError> {
-    let sql = concat!("UPDATE warble_jobs SET status = 'running', worker_id = $2, attempts = attempts + 1, \
+/// under `worker_id`, and the attempt is counted (`attempts` of the returned job). `None`:
+/// nothing to do, the job finished or was canceled (or does not exist).
+pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET status = 'running', worker_id = $2, attempts = attempts + 1, \
          started_at = COALESCE(started_at, $3), progress = 0 \
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING ", columns!(), "");
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING ",
+        columns!(),
+        ""
+    );
     let row: Option<JobRow> = with_pool!(db, pool => {
         sqlx::query_as(sql)
             .bind(id)
@@ -357,7 +373,7 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Start, Db
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.map_or(Start::Skip, |r| Start::Started(r.into())))
+    Ok(row.map(Into::into))
 }
 
 /// Records progress and, once known, the audio's duration. Returns `false` if the worker no

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod job;
 pub mod queue;
+pub mod signal;
 pub mod storage;
 pub mod transcript;
 pub mod workers;

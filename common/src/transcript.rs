@@ -111,8 +111,16 @@ mod tests {
             text: "Hello there. General Kenobi.".into(),
             duration: 3725.5,
             segments: vec![
-                Segment { text: "Hello there.".into(), start: 0.24, end: 1.2 },
-                Segment { text: "General Kenobi.".into(), start: 3723.0, end: 3725.04 },
+                Segment {
+                    text: "Hello there.".into(),
+                    start: 0.24,
+                    end: 1.2,
+                },
+                Segment {
+                    text: "General Kenobi.".into(),
+                    start: 3723.0,
+                    end: 3725.04,
+                },
             ],
             words: vec![],
         }

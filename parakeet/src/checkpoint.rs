@@ -53,11 +53,8 @@ impl TakeOnce {
             .lock()
             .expect("no panic while the lock is held")
             .remove(name)
-            .ok_or_else(|| {
-                candle_core::Error::CannotFindTensor {
-                    path: name.to_string(),
-                }
-                .into()
+            .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
             })
     }
 }
@@ -82,7 +79,12 @@ impl SimpleBackend for TakeOnce {
         tensor.to_device(device)?.to_dtype(dtype)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
         self.take(name)?.to_device(device)?.to_dtype(dtype)
     }
 

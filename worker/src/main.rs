@@ -37,7 +37,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            EnvFilter::try_from_env("WARBLE_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter)),
+            EnvFilter::try_from_env("WARBLE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -24,6 +24,7 @@ impl ModelArgs {
             device: parse_device(&self.device)?,
             sha256: self.model_sha256.clone(),
         };
-        Parakeet::load(&self.model, &options).with_context(|| format!("loading model {}", self.model))
+        Parakeet::load(&self.model, &options)
+            .with_context(|| format!("loading model {}", self.model))
     }
 }

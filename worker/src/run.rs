@@ -6,15 +6,15 @@
 //! database or the store are retried after a growing pause.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use chrono::Utc;
 use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
+use tokio::sync::watch;
 use warble_common::config::PlatformArgs;
 use warble_common::db::Database;
-use warble_common::job::{self, JobError, Start};
+use warble_common::job::{self, JobError};
 use warble_common::queue::{Queue, TranscribeTask};
 use warble_common::storage::{Storage, StorageError};
 use warble_common::transcript::{Segment, Transcript, Word};
@@ -57,7 +57,11 @@ type Ctx = Arc<Shared>;
 /// Runs the worker until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(args))?;
+    let result = runtime.block_on(serve(args));
+    // A transcription still running after the shutdown timeout is abandoned, not awaited:
+    // its job goes to another worker after the orphan timeout.
+    runtime.shutdown_background();
+    result?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -65,20 +69,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let (db, storage) = args.platform.connect().await?;
     let model_args = args.model.clone();
     let model = tokio::task::spawn_blocking(move || model_args.load()).await??;
+    let host = hostname();
     let worker_id = format!(
-        "{}-{}-{}",
-        hostname(),
+        "{host}-{}-{}",
         std::process::id(),
         &ulid::Ulid::generate().to_string()[20..]
     );
+    let now = Utc::now();
     let info = WorkerInfo {
         id: worker_id.clone(),
-        hostname: hostname(),
+        hostname: host,
         device: args.model.device.clone(),
         model: args.model.model.clone(),
         current_job: None,
-        started_at: Utc::now(),
-        last_seen: Utc::now(),
+        started_at: now,
+        last_seen: now,
     };
     workers::register(&db, &info).await?;
     let ctx: Ctx = Arc::new(Shared {
@@ -93,42 +98,81 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
         database = db.kind(), "worker ready");
 
-    let concurrency = args.concurrency.max(1);
-    // apalis wants a distinct name for every worker it (re)starts.
-    macro_rules! monitor {
-        ($backend:expr) => {{
-            let backend = $backend;
-            let ctx = ctx.clone();
-            let id = worker_id.clone();
-            Monitor::new()
-                .register(move |restarts| {
-                    WorkerBuilder::new(format!("{id}-{restarts}"))
-                        .backend(backend.clone().poll_with_interval(POLL_INTERVAL))
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .build(handle)
-                })
-                // A lost database connection stops an apalis worker; start it again.
-                .should_restart(|_, err| {
-                    tracing::warn!(error = %err, "queue worker stopped; restarting");
-                    true
-                })
-                .shutdown_timeout(Duration::from_secs(args.shutdown_timeout_secs))
-                .run_with_signal(shutdown_signal())
-                .await
-        }};
-    }
-    let result = match Queue::new(&db, &args.platform.queue) {
-        Queue::Sqlite(storage) => monitor!(storage),
-        Queue::Postgres(storage) => monitor!(storage),
-    };
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if let Err(err) = shutdown_signal().await {
+            tracing::error!(error = %err, "cannot listen for signals; stopping");
+        }
+        stop.send_replace(true);
+    });
+    let queue = Queue::new(&db, &args.platform.queue);
+    consume(&queue, &ctx, &args, stopping).await;
     heartbeat.abort();
     if let Err(err) = workers::deregister(&db, &worker_id).await {
         tracing::warn!(error = %err, "deregistering the worker");
     }
-    result.context("queue worker")?;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Runs apalis workers on `queue` until `stopping` turns true. apalis ends a worker whose
+/// database connection fails; a new one starts after a pause that grows while the failures go
+/// on, so an outage is waited out without a busy loop.
+async fn consume(queue: &Queue, ctx: &Ctx, args: &Args, stopping: watch::Receiver<bool>) {
+    let stop_requested = |mut stopping: watch::Receiver<bool>| async move {
+        stopping.wait_for(|stop| *stop).await.ok();
+    };
+    let concurrency = args.concurrency.max(1);
+    let mut failures = 0;
+    for generation in 0.. {
+        let running_since = Instant::now();
+        // apalis wants a distinct name for every worker it starts.
+        let name = format!("{}-{generation}", ctx.worker_id);
+        let signal = stop_requested(stopping.clone());
+        macro_rules! monitor {
+            ($backend:expr) => {{
+                let backend = $backend.clone();
+                let ctx = ctx.clone();
+                Monitor::new()
+                    .register(move |_| {
+                        WorkerBuilder::new(name.clone())
+                            .backend(backend.clone().poll_with_interval(POLL_INTERVAL))
+                            .data(ctx.clone())
+                            .concurrency(concurrency)
+                            .build(handle)
+                    })
+                    .shutdown_timeout(Duration::from_secs(args.shutdown_timeout_secs))
+                    .run_with_signal(async move {
+                        signal.await;
+                        Ok(())
+                    })
+                    .await
+            }};
+        }
+        let result = match queue {
+            Queue::Sqlite(storage) => monitor!(storage),
+            Queue::Postgres(storage) => monitor!(storage),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "queue worker failed");
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if running_since.elapsed() > Duration::from_secs(60) {
+            failures = 0;
+        }
+        failures += 1;
+        let pause = Duration::from_secs(1 << (failures - 1).min(5));
+        tracing::warn!(
+            pause_secs = pause.as_secs(),
+            "queue worker stopped; starting it again"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop_requested(stopping.clone()) => return,
+        }
+    }
 }
 
 /// Reports the worker alive, with its current jobs, every `interval`.
@@ -169,8 +213,8 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
     let ctx: Ctx = (*ctx).clone();
     let id = task.job_id;
     let started = match job::start(&ctx.db, &id, &ctx.worker_id).await? {
-        Start::Started(started) => started,
-        Start::Skip => {
+        Some(started) => started,
+        None => {
             tracing::info!(job = %id, "job already finished or canceled; skipping");
             return Ok(());
         }
@@ -191,7 +235,10 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
     tracing::info!(job = %id, attempt, "job started");
     ctx.current.lock().expect("not poisoned").push(id.clone());
     let outcome = transcribe(&ctx, &started).await;
-    ctx.current.lock().expect("not poisoned").retain(|j| j != &id);
+    ctx.current
+        .lock()
+        .expect("not poisoned")
+        .retain(|j| j != &id);
     match outcome {
         Ok(()) => Ok(()),
         Err(Failure::Permanent(error)) => {
@@ -216,7 +263,10 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let bytes = match ctx.storage.get(&stored.audio_key).await {
         Ok(bytes) => bytes,
         Err(StorageError::NotFound(_)) => {
-            return Err(permanent("audio_missing", "the uploaded audio is no longer in storage"));
+            return Err(permanent(
+                "audio_missing",
+                "the uploaded audio is no longer in storage",
+            ));
         }
         Err(err) => return Err(Failure::Transient(err.into())),
     };
@@ -233,11 +283,16 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     };
     let worker = ctx.clone();
     let audio = tokio::task::spawn_blocking(move || {
-        parakeet::audio::decode_bytes(bytes.to_vec(), extension.as_deref())
+        parakeet::audio::decode_bytes(Vec::from(bytes), extension.as_deref())
     })
     .await
     .map_err(|e| Failure::Transient(e.into()))?
-    .map_err(|e| permanent("audio_undecodable", format!("the audio could not be decoded: {e}")))?;
+    .map_err(|e| {
+        permanent(
+            "audio_undecodable",
+            format!("the audio could not be decoded: {e}"),
+        )
+    })?;
     let duration = audio.duration_secs();
     if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
@@ -247,9 +302,10 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         decoder,
         ..TranscribeOptions::default()
     };
-    let result = tokio::task::spawn_blocking(move || worker.model.transcribe(&audio.samples, &options))
-        .await
-        .map_err(|e| Failure::Transient(e.into()))?;
+    let result =
+        tokio::task::spawn_blocking(move || worker.model.transcribe(&audio.samples, &options))
+            .await
+            .map_err(|e| Failure::Transient(e.into()))?;
     let transcript = match result {
         Ok(transcript) => transcript,
         Err(parakeet::Error::Unsupported(message) | parakeet::Error::Config(message)) => {
@@ -257,7 +313,8 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         }
         Err(err) => return Err(permanent("transcription_failed", err.to_string())),
     };
-    let json = serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
+    let json =
+        serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
     if job::succeed(&ctx.db, id, &ctx.worker_id, &json).await? {
         tracing::info!(job = %id, duration, words = transcript.words.len(), "job succeeded");
     } else {
@@ -267,7 +324,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
 }
 
 /// The engine's transcript in the stored form.
-pub fn to_stored(t: &parakeet::Transcript) -> Transcript {
+fn to_stored(t: &parakeet::Transcript) -> Transcript {
     Transcript {
         text: t.text.clone(),
         duration: t.duration,
@@ -300,18 +357,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "worker".into())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// Resolves when the process is asked to stop.
 async fn shutdown_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
+    warble_common::signal::shutdown_requested().await?;
     tracing::info!("stopping: finishing current jobs");
     Ok(())
 }

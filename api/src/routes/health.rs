@@ -53,7 +53,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) 
         tracing::warn!(error = %err, "readiness: storage");
     }
     let all = db.is_ok() && storage.is_ok();
-    let status = if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Health {

@@ -55,8 +55,8 @@ pub async fn submit(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut multipart = multipart
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+    let mut multipart =
+        multipart.map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
     let idempotency_key = idempotency_key(&headers)?;
     if let Some(key) = &idempotency_key
         && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
@@ -71,7 +71,10 @@ pub async fn submit(
     let stored = match (read, upload) {
         (Ok(()), Some(upload)) => upload.finish().await?,
         (Ok(()), None) => {
-            return Err(ApiError::bad_request("missing_file", "the form has no `file` part"));
+            return Err(ApiError::bad_request(
+                "missing_file",
+                "the form has no `file` part",
+            ));
         }
         (Err(err), upload) => {
             if let Some(upload) = upload
@@ -148,7 +151,10 @@ async fn read_form(
         match field.name().unwrap_or_default() {
             "file" => {
                 if upload.is_some() {
-                    return Err(ApiError::bad_request("duplicate_file", "send one `file` part"));
+                    return Err(ApiError::bad_request(
+                        "duplicate_file",
+                        "send one `file` part",
+                    ));
                 }
                 form.filename = field.file_name().map(str::to_string);
                 form.content_type = field.content_type().map(str::to_string);
@@ -256,8 +262,13 @@ fn accepted(job: &Job, replayed: bool) -> Response {
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
-    let found = job::get(&state.db, &id).await?.ok_or(ApiError::NotFound("job"))?;
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let found = job::get(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
     Ok(Json(found.job))
 }
 
@@ -293,9 +304,10 @@ pub async fn transcript(
     let Query(query) = query.map_err(|_| {
         ApiError::bad_request("invalid_format", "format must be json, text, srt or vtt")
     })?;
-    let stored = job::get(&state.db, &id).await?.ok_or(ApiError::NotFound("job"))?;
-    let text = job::transcript(&state.db, &id).await?.flatten();
-    let transcript = match (stored.job.status, text) {
+    let (status, text) = job::transcript(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    let transcript = match (status, text) {
         (JobStatus::Succeeded, Some(text)) => text,
         (JobStatus::Succeeded | JobStatus::Canceled, None) => {
             return Err(ApiError::Gone("the transcript was deleted"));
@@ -357,7 +369,10 @@ pub async fn list(
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 100"));
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be 1 to 100",
+        ));
     }
     let jobs = job::list(&state.db, query.status, query.cursor.as_deref(), limit).await?;
     let next_cursor = (jobs.len() == limit as usize)
@@ -378,7 +393,10 @@ pub async fn list(
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
     let stored = job::cancel_and_forget(&state.db, &id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;

@@ -10,6 +10,33 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Runs each scenario once on SQLite and once on Postgres, as separate tests.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$scenario($crate::common::Backends::local(dir.path()), dir.path()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    if let Some(backends) = $crate::common::Backends::postgres(dir.path()).await {
+                        super::$scenario(backends, dir.path()).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// A fixture of the engine's test suite.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,12 +89,17 @@ impl Backends {
         let admin = match admin {
             Ok(pool) => pool,
             Err(err) if std::env::var_os("CI").is_none() => {
-                eprintln!("SKIPPED: Postgres at {admin_url} is unreachable ({err}); set WARBLE_TEST_POSTGRES_URL to run this test");
+                eprintln!(
+                    "SKIPPED: Postgres at {admin_url} is unreachable ({err}); set WARBLE_TEST_POSTGRES_URL to run this test"
+                );
                 return None;
             }
             Err(err) => panic!("CI requires Postgres at {admin_url}: {err}"),
         };
-        let name = format!("warble_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let name = format!(
+            "warble_test_{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
@@ -139,6 +171,26 @@ impl Process {
         }
     }
 
+    /// Counts the log lines containing `needle` that arrived since the last read.
+    pub fn count_new(&self, needle: &str) -> usize {
+        self.log
+            .try_iter()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends a signal (`libc`-free: through `kill(1)`).
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -149,10 +201,11 @@ impl Process {
     }
 }
 
-/// The API on a free loopback port.
+/// The API on a free loopback port, with an HTTP client for it.
 pub struct Api {
     pub process: Process,
     pub base: String,
+    pub client: reqwest::Client,
 }
 
 impl Api {
@@ -171,70 +224,103 @@ impl Api {
         Self {
             process,
             base: format!("http://{address}"),
+            client: reqwest::Client::new(),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `GET path`, its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// Submits `file` with optional extra form fields.
+    pub async fn submit(
+        &self,
+        file: &Path,
+        fields: &[(&str, &str)],
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let bytes = std::fs::read(file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name(name)
+                .mime_str("audio/wav")
+                .unwrap(),
+        );
+        for (key, value) in fields {
+            form = form.text(key.to_string(), value.to_string());
+        }
+        let mut request = self.client.post(self.url("/v1/jobs")).multipart(form);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Submits `file` and returns the new job's id.
+    pub async fn submit_ok(&self, file: &Path) -> String {
+        let response = self.submit(file, &[], None).await;
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls the job until its status is final.
+    pub async fn wait_final(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_until(id, timeout, |status| {
+            ["succeeded", "failed", "canceled"].contains(&status)
+        })
+        .await
+    }
+
+    /// Polls the job until `done(status)`, returning the job.
+    pub async fn wait_until(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.get_json(&format!("/v1/jobs/{id}")).await;
+            let status = job["status"].as_str().unwrap().to_string();
+            if done(&status) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} still {status} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// A worker on the fixture model.
 pub fn start_worker(backends: &Backends) -> Process {
+    start_worker_with(backends, &[])
+}
+
+/// A worker on the fixture model with extra environment variables.
+pub fn start_worker_with(backends: &Backends, env: &[(&str, &str)]) -> Process {
     let mut cmd = Command::new(worker_bin());
     cmd.arg("run").arg("--model").arg(model());
     backends.apply(&mut cmd);
+    cmd.envs(env.iter().copied());
     let process = Process::spawn(cmd);
     process.wait_for("worker ready", Duration::from_secs(60));
     process
-}
-
-/// Submits `file` with optional extra form fields; returns the response.
-pub async fn submit(
-    client: &reqwest::Client,
-    api: &Api,
-    file: &Path,
-    fields: &[(&str, &str)],
-    idempotency_key: Option<&str>,
-) -> reqwest::Response {
-    let bytes = std::fs::read(file).unwrap();
-    let name = file.file_name().unwrap().to_string_lossy().to_string();
-    let mut form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes)
-            .file_name(name)
-            .mime_str("audio/wav")
-            .unwrap(),
-    );
-    for (key, value) in fields {
-        form = form.text(key.to_string(), value.to_string());
-    }
-    let mut request = client.post(api.url("/v1/jobs")).multipart(form);
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.unwrap()
-}
-
-/// Polls the job until its status is final.
-pub async fn wait_final(client: &reqwest::Client, api: &Api, id: &str, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let job: Value = client
-            .get(api.url(&format!("/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let status = job["status"].as_str().unwrap().to_string();
-        if ["succeeded", "failed", "canceled"].contains(&status.as_str()) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} still {status} after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// What `worker transcribe --json` prints for `file`.
@@ -248,6 +334,94 @@ pub fn transcribe_cli(file: &Path) -> Value {
         .env_remove("WARBLE_MODEL")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A WAV file of about `seconds` of speech: the fixture recordings over and over, long enough
+/// that a worker is still transcribing it when a test interrupts it.
+pub fn long_wav(dir: &Path, seconds: u32) -> PathBuf {
+    let mut speech = Vec::new();
+    for rel in ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"] {
+        speech.extend_from_slice(wav_data(&std::fs::read(fixture(rel)).unwrap()));
+    }
+    // The fixtures are 16 kHz mono 16-bit: 32000 bytes a second.
+    let size = seconds as usize * 32_000;
+    let data: Vec<u8> = speech.iter().copied().cycle().take(size).collect();
+    let mut wav = Vec::with_capacity(44 + size);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + size as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [16u32, 1 | (1 << 16), 16_000, 32_000, 2 | (16 << 16)] {
+        wav.extend_from_slice(&field.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(size as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    let path = dir.join(format!("speech-{seconds}s.wav"));
+    std::fs::write(&path, wav).unwrap();
+    path
+}
+
+/// The samples of a WAV file's `data` chunk.
+fn wav_data(wav: &[u8]) -> &[u8] {
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &wav[at..at + 4] == b"data" {
+            return &wav[at + 8..(at + 8 + size).min(wav.len())];
+        }
+        at += 8 + size + (size & 1);
+    }
+    panic!("no data chunk")
+}
+
+/// A TCP proxy on loopback that can cut every connection and refuse new ones, to give the
+/// processes behind it a real database outage.
+pub struct Proxy {
+    pub address: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let state = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !*state.borrow() {
+                    continue; // dropped: the connection is reset
+                }
+                let mut down = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { address, up }
+    }
+
+    /// Drops every open connection and refuses new ones until [`Proxy::restore`].
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
 }

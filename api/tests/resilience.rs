@@ -1,0 +1,221 @@
+//! Nothing submitted is lost, whatever stops: a worker killed mid-job, a worker asked to stop,
+//! an API that crashes with jobs queued, a database that goes away. Real binaries, real
+//! databases, real signals.
+
+#[macro_use]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{
+    Api, Backends, Process, Proxy, long_wav, start_worker, start_worker_with, transcribe_cli,
+};
+use serde_json::Value;
+
+on_both_databases!(
+    a_killed_workers_job_is_finished_once_by_another,
+    sigterm_lets_the_running_job_finish,
+    sigterm_past_the_timeout_hands_the_job_back,
+    queued_jobs_survive_an_api_crash,
+);
+
+/// About four seconds of work for the fixture model: long enough to interrupt a worker
+/// mid-job.
+const LONG_SECS: u32 = 40 * 60;
+
+/// The orphan timeout the tests configure (`Backends::apply`): 1 s heartbeats, 3 missed.
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Submits `file` and waits until a worker has started on it.
+async fn running_job(api: &Api, file: &Path) -> String {
+    let id = api.submit_ok(file).await;
+    api.wait_until(&id, JOB_TIMEOUT, |s| s == "running").await;
+    id
+}
+
+/// Waits for `worker` to start `id` again, returning the attempt line.
+fn wait_for_attempt(worker: &Process, id: &str, attempt: u32) -> String {
+    let line = worker.wait_for(&format!("job={id}"), JOB_TIMEOUT);
+    assert!(line.contains(&format!("attempt={attempt}")), "{line}");
+    line
+}
+
+fn time(job: &Value, field: &str) -> DateTime<Utc> {
+    job[field].as_str().unwrap().parse().unwrap()
+}
+
+/// The transcript stored for `id` is the one `worker transcribe` gives for `file`.
+async fn assert_transcript_is_the_engines(api: &Api, id: &str, file: &Path) {
+    let stored = api.get_json(&format!("/v1/jobs/{id}/transcript")).await;
+    let expected = transcribe_cli(file);
+    assert_eq!(stored["text"], expected["text"]);
+    assert_eq!(stored["words"], expected["words"]);
+}
+
+async fn a_killed_workers_job_is_finished_once_by_another(backends: Backends, dir: &Path) {
+    let api = Api::start(&backends);
+    let file = long_wav(dir, LONG_SECS);
+    let first = start_worker(&backends);
+    let id = running_job(&api, &file).await;
+    first.signal("KILL");
+    drop(first);
+    let killed = Instant::now();
+
+    let second = start_worker(&backends);
+    wait_for_attempt(&second, &id, 2);
+    let taken_after = killed.elapsed();
+    // Bounded by the orphan timeout, one heartbeat of the new worker and its start-up.
+    assert!(
+        taken_after < ORPHAN_TIMEOUT + Duration::from_secs(10),
+        "taken again after {taken_after:?}"
+    );
+    let done = api.wait_final(&id, JOB_TIMEOUT).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2);
+    eprintln!("killed worker's job taken again after {taken_after:?}");
+
+    // One stored result, and nobody runs the job again.
+    second.wait_for(&format!("job succeeded job={id}"), JOB_TIMEOUT);
+    std::thread::sleep(ORPHAN_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(second.count_new(&format!("job={id}")), 0);
+    assert_eq!(api.get_json(&format!("/v1/jobs/{id}")).await["attempts"], 2);
+    assert_transcript_is_the_engines(&api, &id, &file).await;
+}
+
+async fn sigterm_lets_the_running_job_finish(backends: Backends, dir: &Path) {
+    let api = Api::start(&backends);
+    let mut worker = start_worker(&backends);
+    let id = running_job(&api, &long_wav(dir, LONG_SECS)).await;
+    let asked = Utc::now();
+    worker.signal("TERM");
+    let status = worker.wait_exit(JOB_TIMEOUT);
+    assert!(status.success(), "{status}");
+
+    let job = api.get_json(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert!(
+        time(&job, "finished_at") > asked,
+        "the job finished after the signal"
+    );
+    let workers = api.get_json("/v1/workers").await;
+    assert_eq!(workers["workers"].as_array().unwrap().len(), 0, "{workers}");
+}
+
+async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &Path) {
+    let api = Api::start(&backends);
+    let file = long_wav(dir, LONG_SECS);
+    let mut first = start_worker_with(&backends, &[("WARBLE_SHUTDOWN_TIMEOUT_SECS", "1")]);
+    let id = running_job(&api, &file).await;
+    let asked = Instant::now();
+    first.signal("TERM");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        api.get_json(&format!("/v1/jobs/{id}")).await["status"],
+        "running"
+    );
+
+    let second = start_worker(&backends);
+    wait_for_attempt(&second, &id, 2);
+    let done = api.wait_final(&id, JOB_TIMEOUT).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2);
+}
+
+async fn queued_jobs_survive_an_api_crash(backends: Backends, _dir: &Path) {
+    let api = Api::start(&backends);
+    let mut ids = Vec::new();
+    for rel in [
+        "audio/tts_us_m6.wav",
+        "audio/tts_rp_m7.wav",
+        "audio/tts_us_m6.wav",
+    ] {
+        ids.push(api.submit_ok(&common::fixture(rel)).await);
+    }
+    api.process.signal("KILL");
+    drop(api);
+
+    let api = Api::start(&backends);
+    let _worker = start_worker(&backends);
+    for id in &ids {
+        let done = api.wait_final(id, JOB_TIMEOUT).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["attempts"], 1);
+    }
+}
+
+/// Postgres goes away under a running platform and comes back: the API answers 503 with a
+/// clear error and records nothing meanwhile, the worker waits instead of dying, and the
+/// jobs queued before the outage are all transcribed after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(direct) = Backends::postgres(dir.path()).await else {
+        return;
+    };
+    let mut url = reqwest::Url::parse(&direct.database_url).unwrap();
+    let target = (url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    url.set_port(Some(proxy.address.port())).unwrap();
+    url.set_host(Some(&proxy.address.ip().to_string())).unwrap();
+    let backends = Backends {
+        database_url: url.to_string(),
+        ..direct
+    };
+    let api = Api::start(&backends);
+    let mut worker = start_worker(&backends);
+    let speech = common::fixture("audio/tts_us_m6.wav");
+    let before = api.submit_ok(&speech).await;
+    assert_eq!(
+        api.wait_final(&before, JOB_TIMEOUT).await["status"],
+        "succeeded"
+    );
+    let queued: Vec<String> = [
+        api.submit_ok(&long_wav(dir.path(), 10 * 60)).await,
+        api.submit_ok(&speech).await,
+    ]
+    .into();
+
+    proxy.cut();
+    let ready = api.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    let response = api.submit(&speech, &[], None).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker waits out the outage"
+    );
+    proxy.restore();
+
+    for id in &queued {
+        let done = api.wait_final(id, JOB_TIMEOUT).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let page = api.get_json("/v1/jobs").await;
+    assert_eq!(
+        page["jobs"].as_array().unwrap().len(),
+        3,
+        "the refused upload left no job"
+    );
+    let ready = api.get("/ready").await;
+    assert_eq!(ready.status(), 200);
+    assert!(worker.child.try_wait().unwrap().is_none());
+}
