@@ -1,5 +1,6 @@
 //! The job pipeline end to end: the real `api` and `worker` binaries on loopback, real uploads
-//! of the engine's fixture audio, on SQLite (the embedded default) and on Postgres.
+//! of the engine's fixture audio, on SQLite (the embedded default), on Postgres, and with the
+//! audio on an S3 server.
 
 #[macro_use]
 mod common;
@@ -8,11 +9,12 @@ use std::time::Duration;
 
 use common::{Api, Backends, fixture, start_worker, transcribe_cli};
 use serde_json::Value;
+use sha2::Digest;
 use warble_common::transcript::{Format, Transcript};
 
 const AUDIO: [&str; 2] = ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"];
 
-on_both_databases!(
+on_every_backend!(
     uploads_become_the_transcripts_the_engine_gives,
     bad_requests_get_clear_errors_and_leave_nothing_behind,
     idempotency_listing_and_cancel,
@@ -84,7 +86,7 @@ async fn uploads_become_the_transcripts_the_engine_gives(
 
 async fn bad_requests_get_clear_errors_and_leave_nothing_behind(
     backends: Backends,
-    dir: &std::path::Path,
+    _dir: &std::path::Path,
 ) {
     let api = Api::start(&backends);
     let file = fixture(AUDIO[0]);
@@ -120,10 +122,10 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind(
     // None of the rejected uploads left a job or a stored object.
     let page: Value = api.get_json("/v1/jobs").await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
-    assert_eq!(stored_objects(dir), 0);
+    assert_eq!(backends.stored_objects(), 0);
 }
 
-async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Path) {
+async fn idempotency_listing_and_cancel(backends: Backends, _dir: &std::path::Path) {
     let api = Api::start(&backends);
     let file = fixture(AUDIO[0]);
 
@@ -143,7 +145,7 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
         let job: Value = api.submit(&file, &[], None).await.json().await.unwrap();
         ids.push(job["id"].as_str().unwrap().to_string());
     }
-    assert_eq!(stored_objects(dir), 5);
+    assert_eq!(backends.stored_objects(), 5);
 
     // Newest first, two per page, the cursor walks all five.
     let mut seen = Vec::new();
@@ -180,7 +182,7 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
-    assert_eq!(stored_objects(dir), 4);
+    assert_eq!(backends.stored_objects(), 4);
     let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;
     assert_eq!(response.status(), 410);
     let response = api.get("/v1/jobs?status=canceled").await;
@@ -209,26 +211,3 @@ async fn health_ready_spec_and_docs(backends: Backends, _dir: &std::path::Path) 
         "Swagger UI is served from the binary, offline"
     );
 }
-
-/// Objects under the blob directory.
-fn stored_objects(dir: &std::path::Path) -> usize {
-    fn count(path: &std::path::Path) -> usize {
-        std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            count(&e.path())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&dir.join("blobs"))
-}
-
-use sha2::Digest;

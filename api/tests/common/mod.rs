@@ -37,6 +37,24 @@ macro_rules! on_both_databases {
     };
 }
 
+/// Runs each scenario on SQLite and Postgres (see [`on_both_databases`]) and once more with
+/// its audio on an S3 server.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        on_both_databases!($($scenario),*);
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$scenario($crate::common::Backends::s3(dir.path()).await, dir.path()).await;
+                }
+            )*
+        }
+    };
+}
+
 /// A fixture of the engine's test suite.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,6 +83,10 @@ pub fn worker_bin() -> PathBuf {
 pub struct Backends {
     pub database_url: String,
     pub storage_url: String,
+    /// The directory whose files are the stored objects.
+    pub objects: PathBuf,
+    /// Extra environment for the processes (the S3 endpoint and keys).
+    pub env: Vec<(String, String)>,
 }
 
 impl Backends {
@@ -73,7 +95,71 @@ impl Backends {
         Self {
             database_url: format!("sqlite://{}/warble.db", dir.display()),
             storage_url: format!("file://{}/blobs", dir.display()),
+            objects: dir.join("blobs"),
+            env: Vec::new(),
         }
+    }
+
+    /// SQLite, and storage on an S3 server on loopback (s3s-fs, keeping its objects under
+    /// `dir`) reached through the standard `AWS_*` variables, with a key prefix.
+    pub async fn s3(dir: &Path) -> Self {
+        let root = dir.join("s3");
+        let bucket = "warble-test";
+        std::fs::create_dir_all(root.join(bucket)).unwrap();
+        let (access, secret) = ("AKWARBLETEST", "warble-test-secret");
+        let mut service =
+            s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(&root).unwrap());
+        service.set_auth(s3s::auth::SimpleAuth::from_single(access, secret));
+        let service = service.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let http =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let connection = http
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(connection);
+            }
+        });
+        let env = [
+            ("AWS_ENDPOINT_URL", format!("http://{address}")),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", access.into()),
+            ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ];
+        Self {
+            database_url: format!("sqlite://{}/warble.db", dir.display()),
+            storage_url: format!("s3://{bucket}/audio"),
+            objects: root.join(bucket),
+            env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    /// Objects in storage.
+    pub fn stored_objects(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                count(&e.path())
+                            } else {
+                                1
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        count(&self.objects)
     }
 
     /// A fresh database on the Postgres server of `WARBLE_TEST_POSTGRES_URL` (default: the
@@ -107,7 +193,7 @@ impl Backends {
         let (base, _) = admin_url.rsplit_once('/').unwrap();
         Some(Self {
             database_url: format!("{base}/{name}"),
-            storage_url: format!("file://{}/blobs", dir.display()),
+            ..Self::local(dir)
         })
     }
 
@@ -117,6 +203,7 @@ impl Backends {
             .env("WARBLE_HEARTBEAT_SECS", "1")
             .env("WARBLE_MISSED_HEARTBEATS", "3")
             .env("WARBLE_LOG", "info,sqlx=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("WARBLE_LISTEN")
             .env_remove("WARBLE_MODEL");
     }
