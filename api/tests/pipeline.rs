@@ -97,13 +97,7 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind(
         (status, body["error"]["code"].as_str().unwrap().to_string())
     };
     let form = reqwest::multipart::Form::new().text("decoder", "tdt");
-    let response = api
-        .client
-        .post(api.url("/v1/jobs"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = api.post_form(form, None).await;
     assert_eq!(error(response).await, (400, "missing_file".into()));
     let response = api.submit(&file, &[("metadata", "[1, 2]")], None).await;
     assert_eq!(error(response).await, (400, "invalid_metadata".into()));

@@ -18,7 +18,7 @@ on_both_databases!(
     a_killed_workers_job_is_finished_once_by_another,
     sigterm_lets_the_running_job_finish,
     sigterm_past_the_timeout_hands_the_job_back,
-    queued_jobs_survive_an_api_crash,
+    restarts_lose_and_repeat_no_job,
 );
 
 /// About four seconds of work for the fixture model: long enough to interrupt a worker
@@ -131,25 +131,43 @@ async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &P
     assert_eq!(done["attempts"], 2);
 }
 
-async fn queued_jobs_survive_an_api_crash(backends: Backends, _dir: &Path) {
+async fn restarts_lose_and_repeat_no_job(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
+    let mut worker = start_worker(&backends);
+    // A little work each: most are still queued when the processes stop.
+    let file = long_wav(dir, 60);
     let mut ids = Vec::new();
-    for rel in [
-        "audio/tts_us_m6.wav",
-        "audio/tts_rp_m7.wav",
-        "audio/tts_us_m6.wav",
-    ] {
-        ids.push(api.submit_ok(&common::fixture(rel)).await);
+    for _ in 0..6 {
+        ids.push(api.submit_ok(&file).await);
     }
+    api.wait_final(&ids[0], JOB_TIMEOUT).await;
+    worker.signal("TERM");
+    worker.wait_exit(JOB_TIMEOUT);
     api.process.signal("KILL");
     drop(api);
+    let mut lines = worker.drain();
 
     let api = Api::start(&backends);
-    let _worker = start_worker(&backends);
+    let queued = api.get_json("/v1/jobs?status=queued").await;
+    assert!(
+        !queued["jobs"].as_array().unwrap().is_empty(),
+        "jobs were queued across the restart"
+    );
+    let worker = start_worker(&backends);
     for id in &ids {
         let done = api.wait_final(id, JOB_TIMEOUT).await;
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(done["attempts"], 1);
+    }
+    // The worker logs a success just after storing it.
+    std::thread::sleep(Duration::from_millis(500));
+    lines.extend(worker.drain());
+    for id in &ids {
+        let runs = lines
+            .iter()
+            .filter(|l| l.contains(&format!("job started job={id}")))
+            .count();
+        assert_eq!(runs, 1, "job {id} ran {runs} times");
     }
 }
 

@@ -19,6 +19,9 @@ use clap::Parser;
 use parakeet::{LoadOptions, Parakeet, TranscribeOptions};
 use serde::Deserialize;
 
+#[path = "../../tools/bench/section.rs"]
+mod section;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// Model file (`.nemo`) or directory.
@@ -208,7 +211,7 @@ fn main() {
             weights,
             reference.as_ref(),
         );
-        write_section(path, &section);
+        section::write_section(path, "engine-bench", &section);
     }
 }
 
@@ -284,19 +287,4 @@ fn markdown(
         s.push_str(&format!("\nNeMo {} on PyTorch {}.\n", n.nemo, n.torch));
     }
     s
-}
-
-const START: &str = "<!-- engine-bench:start -->";
-const END: &str = "<!-- engine-bench:end -->";
-
-/// Replaces the text between the engine markers of `path` (appending them if absent).
-fn write_section(path: &Path, section: &str) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{START}\n{section}{END}");
-    let updated = match (text.find(START), text.find(END)) {
-        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &text[..a], &text[b + END.len()..]),
-        _ => format!("{text}\n{block}\n"),
-    };
-    std::fs::write(path, updated).unwrap();
-    println!("wrote {}", path.display());
 }

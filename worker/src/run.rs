@@ -282,6 +282,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         Some(Err(_)) => return Err(permanent("invalid_decoder", "unknown decoder")),
     };
     let worker = ctx.clone();
+    let decoding = Instant::now();
     let audio = tokio::task::spawn_blocking(move || {
         parakeet::audio::decode_bytes(Vec::from(bytes), extension.as_deref())
     })
@@ -293,6 +294,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
             format!("the audio could not be decoded: {e}"),
         )
     })?;
+    let decode_ms = decoding.elapsed().as_millis();
     let duration = audio.duration_secs();
     if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
@@ -302,10 +304,12 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         decoder,
         ..TranscribeOptions::default()
     };
+    let inferring = Instant::now();
     let result =
         tokio::task::spawn_blocking(move || worker.model.transcribe(&audio.samples, &options))
             .await
             .map_err(|e| Failure::Transient(e.into()))?;
+    let inference_ms = inferring.elapsed().as_millis();
     let transcript = match result {
         Ok(transcript) => transcript,
         Err(parakeet::Error::Unsupported(message) | parakeet::Error::Config(message)) => {
@@ -316,7 +320,8 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let json =
         serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
     if job::succeed(&ctx.db, id, &ctx.worker_id, &json).await? {
-        tracing::info!(job = %id, duration, words = transcript.words.len(), "job succeeded");
+        tracing::info!(job = %id, duration, words = transcript.words.len(), decode_ms,
+            inference_ms, "job succeeded");
     } else {
         tracing::info!(job = %id, "job canceled or taken over while running; result dropped");
     }

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -209,6 +210,9 @@ impl Backends {
     }
 }
 
+/// Whether the processes' log lines are copied to stderr (the benchmark turns it off).
+pub static ECHO_LOGS: AtomicBool = AtomicBool::new(true);
+
 /// A child process that is killed when dropped.
 pub struct Process {
     pub child: Child,
@@ -237,7 +241,9 @@ impl Process {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("    | {line}");
+                    if ECHO_LOGS.load(Ordering::Relaxed) {
+                        eprintln!("    | {line}");
+                    }
                     tx.send(line).ok();
                 }
             });
@@ -260,10 +266,15 @@ impl Process {
 
     /// Counts the log lines containing `needle` that arrived since the last read.
     pub fn count_new(&self, needle: &str) -> usize {
-        self.log
-            .try_iter()
+        self.drain()
+            .iter()
             .filter(|line| line.contains(needle))
             .count()
+    }
+
+    /// The log lines that arrived since the last read.
+    pub fn drain(&self) -> Vec<String> {
+        self.log.try_iter().collect()
     }
 
     /// Waits for the process to exit.
@@ -329,18 +340,20 @@ impl Api {
         self.get(path).await.json().await.unwrap()
     }
 
-    /// Submits `file` with optional extra form fields.
+    /// Submits `file`, streamed from disk, with optional extra form fields.
     pub async fn submit(
         &self,
         file: &Path,
         fields: &[(&str, &str)],
         idempotency_key: Option<&str>,
     ) -> reqwest::Response {
-        let bytes = std::fs::read(file).unwrap();
+        let opened = tokio::fs::File::open(file).await.unwrap();
+        let length = opened.metadata().await.unwrap().len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let mut form = reqwest::multipart::Form::new().part(
             "file",
-            reqwest::multipart::Part::bytes(bytes)
+            reqwest::multipart::Part::stream_with_length(body, length)
                 .file_name(name)
                 .mime_str("audio/wav")
                 .unwrap(),
@@ -348,6 +361,15 @@ impl Api {
         for (key, value) in fields {
             form = form.text(key.to_string(), value.to_string());
         }
+        self.post_form(form, idempotency_key).await
+    }
+
+    /// `POST /v1/jobs` with `form`.
+    pub async fn post_form(
+        &self,
+        form: reqwest::multipart::Form,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self.client.post(self.url("/v1/jobs")).multipart(form);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
