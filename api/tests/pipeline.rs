@@ -19,6 +19,7 @@ on_every_backend!(
     bad_requests_get_clear_errors_and_leave_nothing_behind,
     idempotency_listing_and_cancel,
     health_ready_spec_and_docs,
+    client_file_names_are_only_displayed_and_cleaned_first,
 );
 
 async fn uploads_become_the_transcripts_the_engine_gives(
@@ -204,4 +205,50 @@ async fn health_ready_spec_and_docs(backends: Backends, _dir: &std::path::Path) 
         200,
         "Swagger UI is served from the binary, offline"
     );
+}
+
+async fn client_file_names_are_only_displayed_and_cleaned_first(
+    backends: Backends,
+    _dir: &std::path::Path,
+) {
+    let api = Api::start(&backends);
+    let audio = std::fs::read(fixture(AUDIO[0])).unwrap();
+    let long = format!("{}.wav", "ü".repeat(300));
+    let cases = [
+        ("../../../etc/cron.d/evil.wav", "evil.wav".to_string()),
+        ("..\\..\\boot.ini.wav", "boot.ini.wav".into()),
+        ("invoice\u{202E}vaw.exe.wav", "invoicevaw.exe.wav".into()),
+        (long.as_str(), format!("{}.wav", "ü".repeat(125))),
+    ];
+    for (raw, shown) in cases {
+        let part = reqwest::multipart::Part::bytes(audio.clone())
+            .file_name(raw.to_string())
+            .mime_str("audio/wav")
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = api.post_form(form, None).await;
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        assert_eq!(job["filename"], shown.as_str(), "{raw:?}");
+    }
+    // Object keys are the server's own: no part of a client's name reaches storage.
+    fn names(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+            if entry.path().is_dir() {
+                names(&entry.path(), out);
+            }
+        }
+    }
+    let mut stored = Vec::new();
+    names(&backends.objects, &mut stored);
+    assert_eq!(backends.stored_objects(), 4);
+    for name in stored {
+        assert!(
+            !["evil", "boot", "invoice", "ü", "etc"]
+                .iter()
+                .any(|bit| name.contains(bit)),
+            "{name}"
+        );
+    }
 }

@@ -80,7 +80,8 @@ pub struct Job {
     /// The client's metadata object, returned as given.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// File name as uploaded (informational; never used as a storage key).
+    /// The uploaded file's name, cleaned for display (no directories, control or invisible
+    /// formatting characters, quotes, leading dots; at most 255 bytes). Never used for storage.
     pub filename: Option<String>,
     /// Size of the uploaded audio in bytes.
     pub audio_bytes: i64,

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod filename;
 pub mod job;
 pub mod queue;
 pub mod signal;

@@ -14,6 +14,7 @@ use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 use tokio::sync::watch;
 use warble_common::config::PlatformArgs;
 use warble_common::db::Database;
+use warble_common::filename;
 use warble_common::job::{self, JobError};
 use warble_common::queue::{Queue, TranscribeTask};
 use warble_common::storage::{Storage, StorageError};
@@ -270,12 +271,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         }
         Err(err) => return Err(Failure::Transient(err.into())),
     };
-    let extension = stored
-        .job
-        .filename
-        .as_deref()
-        .and_then(|f| f.rsplit_once('.'))
-        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let extension = stored.job.filename.as_deref().and_then(filename::extension);
     let decoder = match stored.job.decoder.as_deref().map(str::parse::<DecoderKind>) {
         None => None,
         Some(Ok(kind)) => Some(kind),

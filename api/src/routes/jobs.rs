@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 use utoipa::{IntoParams, ToSchema};
+use warble_common::filename;
 use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
 use warble_common::storage::Upload;
 use warble_common::transcript::{Format, Transcript};
@@ -156,7 +157,7 @@ async fn read_form(
                         "send one `file` part",
                     ));
                 }
-                form.filename = field.file_name().map(str::to_string);
+                form.filename = field.file_name().and_then(filename::sanitize);
                 form.content_type = field.content_type().map(str::to_string);
                 let target = upload.insert(state.storage.upload(audio_key).await?);
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
