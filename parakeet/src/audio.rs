@@ -1,7 +1,8 @@
 //! Audio files to the 16 kHz mono f32 signal the models expect.
 //!
-//! WAV (8/16/24/32-bit integer and float), FLAC and MP3 are decoded with symphonia, every
-//! channel is averaged into one, and other rates are converted to 16 kHz with rubato's
+//! WAV (8/16/24/32-bit integer and float), FLAC, MP3, AAC (MP4/M4A or ADTS), Vorbis and Opus
+//! (Ogg, or Matroska/WebM) are demuxed with symphonia and decoded with symphonia, or with
+//! `ropus` for Opus ([`opus`]); every channel is averaged into one, and other rates are converted to 16 kHz with rubato's
 //! band-limited (windowed-sinc, FFT-convolved) synchronous resampler. 16 kHz mono input is
 //! passed through untouched: 16-bit samples become `i16 / 32768`, exactly what NeMo gets from
 //! `soundfile.read(dtype="float32")`.
@@ -12,12 +13,15 @@ use std::path::Path;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
+
+mod opus;
 
 /// The sample rate of every Parakeet model, in Hz.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -123,23 +127,42 @@ fn decode_source(
         if packet.track_id != track_id {
             continue;
         }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            // A corrupt packet (malformed data, or a packet too short to parse): skip it, as
-            // symphonia's examples do, rather than lose the whole file.
-            Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => continue,
-            // The decoder must be rebuilt; the audio specification may change.
-            Err(SymphoniaError::ResetRequired) => {
+        let decoded = match &mut decoder {
+            TrackDecoder::Symphonia(decoder) => match decoder.decode(&packet) {
+                Ok(buffer) if buffer.frames() > 0 => {
+                    buffer.copy_to_vec_interleaved(&mut interleaved);
+                    Decoded::Samples(buffer.spec().rate(), buffer.spec().channels().count())
+                }
+                Ok(_) => Decoded::Nothing,
+                // A corrupt packet (malformed data, or a packet too short to parse): skip it,
+                // as symphonia's examples do, rather than lose the whole file.
+                Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => {
+                    Decoded::Nothing
+                }
+                // The decoder must be rebuilt; the audio specification may change.
+                Err(SymphoniaError::ResetRequired) => Decoded::Reset,
+                Err(e) => return Err(AudioError::Decode(e.to_string())),
+            },
+            TrackDecoder::Opus(decoder) => {
+                let trim_start = packet.trim_start.get() as usize;
+                let trim_end = packet.trim_end.get() as usize;
+                match decoder.decode(&packet.data, trim_start, trim_end, &mut interleaved) {
+                    Ok(()) if !interleaved.is_empty() => {
+                        Decoded::Samples(opus::RATE, decoder.channels())
+                    }
+                    // A corrupt packet is skipped, as with the other codecs.
+                    Ok(()) | Err(_) => Decoded::Nothing,
+                }
+            }
+        };
+        let (rate, channels) = match decoded {
+            Decoded::Samples(rate, channels) => (rate, channels),
+            Decoded::Nothing => continue,
+            Decoded::Reset => {
                 (track_id, decoder) = open_default_track(format.as_ref())?;
                 continue;
             }
-            Err(e) => return Err(AudioError::Decode(e.to_string())),
         };
-        if buffer.frames() == 0 {
-            continue;
-        }
-        let (rate, channels) = (buffer.spec().rate(), buffer.spec().channels().count());
-        buffer.copy_to_vec_interleaved(&mut interleaved);
         let sink = match &mut sink {
             Some(sink) => sink,
             empty @ None => empty.insert(Sink::new(rate, channels)?),
@@ -149,10 +172,24 @@ fn decode_source(
     sink.ok_or(AudioError::Empty)?.finish()
 }
 
+/// A track's decoder: symphonia's, or ours for Opus.
+enum TrackDecoder {
+    Symphonia(Box<dyn AudioDecoder>),
+    Opus(Box<opus::OpusDecoder>),
+}
+
+/// What decoding one packet gave.
+enum Decoded {
+    /// Interleaved samples at this rate and channel count, in the shared buffer.
+    Samples(u32, usize),
+    /// Nothing to keep (an empty or corrupt packet).
+    Nothing,
+    /// The decoder must be rebuilt.
+    Reset,
+}
+
 /// Finds the default audio track and builds its decoder.
-fn open_default_track(
-    format: &dyn FormatReader,
-) -> Result<(u32, Box<dyn AudioDecoder>), AudioError> {
+fn open_default_track(format: &dyn FormatReader) -> Result<(u32, TrackDecoder), AudioError> {
     let track = format
         .default_track(TrackType::Audio)
         .ok_or(AudioError::NoAudioTrack)?;
@@ -161,10 +198,17 @@ fn open_default_track(
         .as_ref()
         .and_then(|p| p.audio())
         .ok_or(AudioError::NoAudioTrack)?;
+    if params.codec == CODEC_ID_OPUS {
+        let head = params.extra_data.as_deref().unwrap_or_default();
+        return Ok((
+            track.id,
+            TrackDecoder::Opus(Box::new(opus::OpusDecoder::new(head)?)),
+        ));
+    }
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(|e| AudioError::UnsupportedCodec(e.to_string()))?;
-    Ok((track.id, decoder))
+    Ok((track.id, TrackDecoder::Symphonia(decoder)))
 }
 
 /// Downmixes decoded packets and brings them to 16 kHz as they arrive, so a long file is never
@@ -561,6 +605,47 @@ mod tests {
                 "{name}: correlation {r}"
             );
             assert_eq!(audio.source_channels, 1);
+        }
+    }
+
+    /// The best correlation of `a` with `b` over lags of up to 80 ms, and that lag.
+    fn best_alignment(a: &[f32], b: &[f32]) -> (f64, isize) {
+        (-1280..=1280)
+            .map(|lag| (correlation(a, b, lag), lag))
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+            .unwrap()
+    }
+
+    #[test]
+    fn every_codec_and_container_decodes_to_the_same_speech() {
+        let expected = decode_fixture("stereo44k_sox16k.wav");
+        // (file, channels, rate, duration tolerance in s, has encoder delay left in)
+        let cases = [
+            ("mono48k.opus", 1, 48_000, 0.002, false),
+            ("surround48k.opus", 6, 48_000, 0.002, false),
+            ("stereo48k.webm", 2, 48_000, 0.021, false),
+            ("stereo44k.ogg", 2, 44_100, 0.002, false),
+            ("stereo48k.mka", 2, 48_000, 0.021, false),
+            // symphonia applies neither MP4 edit lists nor (absent in ADTS) any priming
+            // information, so AAC keeps the encoder's 1024-sample delay and last-frame padding.
+            ("stereo44k.m4a", 2, 44_100, 0.050, true),
+            ("mono22k.aac", 1, 22_050, 0.100, true),
+        ];
+        for (name, channels, rate, tolerance, delayed) in cases {
+            let audio = decode_fixture(name);
+            let (r, lag) = best_alignment(&audio.samples, &expected.samples);
+            let excess = audio.duration_secs() - expected.duration_secs();
+            println!("{name}: {excess:+.4} s, correlation {r:.4} at lag {lag}");
+            assert_eq!(
+                (audio.source_channels, audio.source_rate),
+                (channels, rate),
+                "{name}"
+            );
+            assert!(excess.abs() <= tolerance, "{name}: {excess:+.4} s");
+            assert!(r > 0.95, "{name}: correlation {r}");
+            if !delayed {
+                assert!(lag.abs() <= 2, "{name}: misaligned by {lag} samples");
+            }
         }
     }
 

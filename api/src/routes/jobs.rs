@@ -62,6 +62,9 @@ pub async fn submit(
     if let Some(key) = &idempotency_key
         && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
     {
+        // Read the repeated upload to its end before answering: a client still sending it
+        // would otherwise see the connection reset instead of the replayed job.
+        discard(&mut multipart, state.max_upload_bytes).await;
         return Ok(accepted(&existing.job, true));
     }
     let id = Ulid::generate();
@@ -237,6 +240,19 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
+    }
+}
+
+/// Reads and drops the rest of a form, up to about `limit` bytes.
+async fn discard(multipart: &mut Multipart, limit: u64) {
+    let mut read = 0u64;
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            read += chunk.len() as u64;
+            if read > limit {
+                return;
+            }
+        }
     }
 }
 
