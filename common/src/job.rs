@@ -51,11 +51,6 @@ impl JobStatus {
             _ => Self::Failed,
         }
     }
-
-    /// Whether nothing more will happen to the job.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
-    }
 }
 
 /// Why a job failed: a stable code for programs and a message for people.
@@ -316,18 +311,21 @@ pub async fn list(
 /// transcript. Returns the job as it is afterwards (its audio key included, for the caller to
 /// delete the audio), or `None` if there is no such job.
 pub async fn cancel_and_forget(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> {
-    with_pool!(db, pool => {
-        sqlx::query(
-            "UPDATE warble_jobs SET transcript = NULL, \
-             status = CASE WHEN status IN ('queued', 'running') THEN 'canceled' ELSE status END, \
-             finished_at = COALESCE(finished_at, $2) WHERE id = $1",
-        )
-        .bind(id)
-        .bind(Utc::now())
-        .execute(pool)
-        .await?;
+    let sql = concat!(
+        "UPDATE warble_jobs SET transcript = NULL, \
+         status = CASE WHEN status IN ('queued', 'running') THEN 'canceled' ELSE status END, \
+         finished_at = COALESCE(finished_at, $2) WHERE id = $1 RETURNING ",
+        columns!(),
+        ""
+    );
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?
     });
-    get(db, id).await
+    Ok(row.map(Into::into))
 }
 
 /// Notes that the queue holds the job's task.

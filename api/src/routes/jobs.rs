@@ -148,9 +148,6 @@ async fn read_form(
     form: &mut Form,
     upload: &mut Option<Upload>,
 ) -> Result<(), ApiError> {
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request("invalid_multipart", e.body_text())
-    };
     while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "file" => {
@@ -203,6 +200,11 @@ async fn read_form(
     Ok(())
 }
 
+/// A form that could not be parsed.
+fn bad_form(err: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::bad_request("invalid_multipart", err.body_text())
+}
+
 /// A text field of at most `limit` bytes.
 async fn small_text(
     field: &mut axum::extract::multipart::Field<'_>,
@@ -210,11 +212,7 @@ async fn small_text(
 ) -> Result<String, ApiError> {
     let name = field.name().unwrap_or_default().to_string();
     let mut bytes = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
-    {
+    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
         if bytes.len() + chunk.len() > limit {
             return Err(ApiError::bad_request(
                 "field_too_large",
