@@ -5,6 +5,7 @@
 //! good when its audio cannot be decoded or when it has used up its attempts; errors of the
 //! database or the store are retried after a growing pause.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ use warble_common::transcript::{Segment, Transcript, Word};
 use warble_common::workers::{self, WorkerInfo};
 
 use crate::model::ModelArgs;
+
+/// How long apalis may take to stop once the worker's own jobs are done or abandoned.
+const APALIS_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// How often an idle worker looks for new jobs.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -49,8 +53,39 @@ struct Shared {
     storage: Storage,
     worker_id: String,
     max_attempts: i64,
-    /// Jobs in hand, for the heartbeat.
+    /// Jobs in hand (see [`InHand`]), for the heartbeat and for a stopping worker to wait on.
     current: Mutex<Vec<String>>,
+    /// Set when the worker was asked to stop: jobs delivered from then on are handed back.
+    draining: AtomicBool,
+}
+
+/// Holds a job in [`Shared::current`] from the start of its delivery to the end.
+struct InHand<'a> {
+    ctx: &'a Shared,
+    id: String,
+}
+
+impl<'a> InHand<'a> {
+    fn new(ctx: &'a Shared, id: &str) -> Self {
+        ctx.current
+            .lock()
+            .expect("not poisoned")
+            .push(id.to_string());
+        Self {
+            ctx,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .current
+            .lock()
+            .expect("not poisoned")
+            .retain(|j| j != &self.id);
+    }
 }
 
 type Ctx = Arc<Shared>;
@@ -94,18 +129,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         worker_id: worker_id.clone(),
         max_attempts: i64::from(args.platform.queue.max_attempts.max(1)),
         current: Mutex::new(Vec::new()),
+        draining: AtomicBool::new(false),
     });
     let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
         database = db.kind(), "worker ready");
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if let Err(err) = shutdown_signal().await {
-            tracing::error!(error = %err, "cannot listen for signals; stopping");
-        }
-        stop.send_replace(true);
-    });
+    tokio::spawn(drain(
+        ctx.clone(),
+        Duration::from_secs(args.shutdown_timeout_secs),
+        stop,
+    ));
     let queue = Queue::new(&db, &args.platform.queue);
     consume(&queue, &ctx, &args, stopping).await;
     heartbeat.abort();
@@ -142,7 +177,8 @@ async fn consume(queue: &Queue, ctx: &Ctx, args: &Args, stopping: watch::Receive
                             .concurrency(concurrency)
                             .build(handle)
                     })
-                    .shutdown_timeout(Duration::from_secs(args.shutdown_timeout_secs))
+                    // `drain` already waited for the jobs in hand.
+                    .shutdown_timeout(APALIS_SHUTDOWN)
                     .run_with_signal(async move {
                         signal.await;
                         Ok(())
@@ -213,6 +249,11 @@ fn permanent(code: &str, message: impl Into<String>) -> Failure {
 async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     let ctx: Ctx = (*ctx).clone();
     let id = task.job_id;
+    let _in_hand = InHand::new(&ctx, &id);
+    if ctx.draining.load(Ordering::SeqCst) {
+        // Untouched: the queue delivers it again, to another worker or to this one restarted.
+        return Err("the worker is stopping; job handed back".into());
+    }
     let started = match job::start(&ctx.db, &id, &ctx.worker_id).await? {
         Some(started) => started,
         None => {
@@ -234,12 +275,7 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
         return Ok(());
     }
     tracing::info!(job = %id, attempt, "job started");
-    ctx.current.lock().expect("not poisoned").push(id.clone());
     let outcome = transcribe(&ctx, &started).await;
-    ctx.current
-        .lock()
-        .expect("not poisoned")
-        .retain(|j| j != &id);
     match outcome {
         Ok(()) => Ok(()),
         Err(Failure::Permanent(error)) => {
@@ -358,9 +394,21 @@ fn hostname() -> String {
         .unwrap_or_else(|| "worker".into())
 }
 
-/// Resolves when the process is asked to stop.
-async fn shutdown_signal() -> std::io::Result<()> {
-    warble_common::signal::shutdown_requested().await?;
-    tracing::info!("stopping: finishing current jobs");
-    Ok(())
+/// On SIGTERM or Ctrl-C: stops taking jobs, waits up to `timeout` for those in hand, then
+/// tells apalis to stop (`stop`).
+///
+/// The waiting happens before apalis is told, not inside its own graceful shutdown: apalis
+/// stops polling its queue there, and on SQLite a queue transaction it leaves unfinished holds
+/// the database's write lock, so the running job could never store its result.
+async fn drain(ctx: Ctx, timeout: Duration, stop: watch::Sender<bool>) {
+    match warble_common::signal::shutdown_requested().await {
+        Ok(()) => tracing::info!("stopping: finishing current jobs"),
+        Err(err) => tracing::error!(error = %err, "cannot listen for signals; stopping"),
+    }
+    ctx.draining.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + timeout;
+    while !ctx.current.lock().expect("not poisoned").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send_replace(true);
 }
