@@ -35,8 +35,17 @@ pub enum ApiError {
     #[error("{0}")]
     Gone(&'static str),
     /// The upload is larger than the configured limit.
-    #[error("the file is larger than the limit of {0} bytes")]
-    TooLarge(u64),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A file type we do not take, or one that is not what its name and type say.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Audio we take but cannot use: broken, empty, too long, out-of-range parameters.
+    #[error("{0}")]
+    InvalidAudio(String),
+    /// Our own fault; the details are logged, the client gets a generic message.
+    #[error("internal error")]
+    Internal(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -46,6 +55,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 413 naming the limit.
+    pub fn too_large(limit: u64) -> Self {
+        Self::TooLarge(format!(
+            "the upload is larger than the limit of {limit} bytes"
+        ))
+    }
+
     /// A 400 with `code` and `message`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -94,7 +110,23 @@ impl IntoResponse for ApiError {
             Self::Conflict { code, .. } => error_response(StatusCode::CONFLICT, code, message),
             Self::Gone(_) => error_response(StatusCode::GONE, "gone", message),
             Self::TooLarge(_) => {
-                error_response(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", message)
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+            }
+            Self::UnsupportedMediaType(_) => error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            ),
+            Self::InvalidAudio(_) => {
+                error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_audio", message)
+            }
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side; try again",
+                )
             }
             Self::Db(err) => {
                 tracing::error!(error = %err, "database error");

@@ -5,6 +5,7 @@ pub mod error;
 pub mod routes;
 pub mod state;
 mod sweeper;
+mod upload;
 
 use std::time::Duration;
 
@@ -46,14 +47,17 @@ pub fn openapi_json() -> String {
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
-    // Uploads stream to storage and are limited by `max_upload_bytes` while they arrive;
-    // axum's default 2 MB body limit would cut them off first.
+    // Uploads stream to storage and their file is limited to `max_upload_bytes` as it
+    // arrives; the body as a whole may add the form's other fields and framing.
+    let body_limit = usize::try_from(state.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(routes::jobs::FORM_OVERHEAD);
     let jobs = Router::new()
         .route(
             "/v1/jobs",
             axum::routing::post(routes::jobs::submit).get(routes::jobs::list),
         )
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .merge(jobs)
         .route(

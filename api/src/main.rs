@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warble_common::config::PlatformArgs;
+use warble_common::config::{AudioArgs, PlatformArgs};
 use warble_common::db::Database;
 use warble_common::queue::Queue;
 
@@ -34,15 +34,24 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WARBLE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Largest accepted upload, bytes.
-    #[arg(long, env = "WARBLE_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    /// Largest accepted upload, bytes (default 100 MB).
+    #[arg(long, env = "WARBLE_MAX_UPLOAD_BYTES", default_value_t = 100_000_000)]
     max_upload_bytes: u64,
     #[command(flatten)]
     platform: PlatformArgs,
+    #[command(flatten)]
+    audio: AudioArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // A copy of this executable probes each upload in a limited child process.
+    if let Some(code) = warble_audio::sandbox::serve_child() {
+        std::process::exit(code);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
@@ -73,6 +82,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage,
         queue,
         max_upload_bytes: args.max_upload_bytes,
+        max_audio_seconds: args.audio.max_audio_seconds as f64,
+        sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };
     api::spawn_sweeper(state.clone());

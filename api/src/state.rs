@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use warble_audio::Sandbox;
 use warble_common::db::Database;
 use warble_common::queue::Queue;
 use warble_common::storage::Storage;
@@ -15,6 +16,10 @@ pub struct AppState {
     pub queue: Queue,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: u64,
+    /// Longest accepted audio, seconds.
+    pub max_audio_seconds: f64,
+    /// Probes uploads in a limited child process.
+    pub sandbox: Sandbox,
     /// A worker silent for longer is considered gone (the queue's orphan timeout).
     pub worker_timeout: chrono::TimeDelta,
 }

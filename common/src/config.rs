@@ -59,6 +59,34 @@ impl QueueArgs {
     }
 }
 
+/// Limits on uploaded audio: checked by the API at upload, enforced again by the workers
+/// while decoding (counting decoded samples, whatever the headers said).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AudioArgs {
+    /// Longest audio accepted, seconds (default 4 hours).
+    #[arg(long, env = "WARBLE_MAX_AUDIO_SECONDS", default_value_t = 14_400)]
+    pub max_audio_seconds: u64,
+    /// Wall-clock limit of the API's look at an upload (probing its container), seconds.
+    #[arg(long, env = "WARBLE_PROBE_TIMEOUT_SECS", default_value_t = 20)]
+    pub probe_timeout_secs: u64,
+    /// Wall-clock limit of a worker's decoding of one file, seconds.
+    #[arg(long, env = "WARBLE_DECODE_TIMEOUT_SECS", default_value_t = 600)]
+    pub decode_timeout_secs: u64,
+    /// Memory limit of the child process that probes or decodes one file, MiB.
+    #[arg(long, env = "WARBLE_DECODE_MEMORY_MB", default_value_t = 1024)]
+    pub decode_memory_mb: u64,
+}
+
+impl AudioArgs {
+    /// The sandbox that probes uploads (API) or decodes them (workers), with `timeout_secs`.
+    pub fn sandbox(&self, timeout_secs: u64) -> std::io::Result<warble_audio::Sandbox> {
+        warble_audio::Sandbox::current_exe(
+            self.decode_memory_mb << 20,
+            Duration::from_secs(timeout_secs.max(1)),
+        )
+    }
+}
+
 /// Everything a process of the platform connects to: the settings the API and the workers
 /// both take.
 #[derive(Debug, Clone, clap::Args)]

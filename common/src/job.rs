@@ -56,7 +56,7 @@ impl JobStatus {
 /// Why a job failed: a stable code for programs and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
-    /// Stable, machine-readable: `audio_undecodable`, `too_many_attempts`, `internal`, ...
+    /// Stable, machine-readable: `audio_decode_failed`, `too_many_attempts`, `internal`, ...
     pub code: String,
     /// What happened, for people.
     pub message: String,
@@ -82,7 +82,8 @@ pub struct Job {
     pub audio_bytes: i64,
     /// Hex SHA-256 of the uploaded audio.
     pub audio_sha256: String,
-    /// Length of the audio in seconds, known once a worker decoded it.
+    /// Length of the audio in seconds: probed at upload, then measured by the worker that
+    /// decoded it.
     pub duration: Option<f64>,
     /// 0 to 1.
     pub progress: f64,
@@ -184,6 +185,8 @@ pub struct NewJob {
     pub audio_sha256: String,
     /// Size of the audio.
     pub audio_bytes: u64,
+    /// Length of the audio in seconds, as probed at upload.
+    pub duration: Option<f64>,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
 }
@@ -207,8 +210,8 @@ pub fn audio_key(id: Ulid) -> String {
 pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
-         audio_key, audio_sha256, audio_bytes, idempotency_key, created_at) \
-         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs) \
+         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
@@ -226,6 +229,7 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
             .bind(new.audio_bytes as i64)
             .bind(&new.idempotency_key)
             .bind(Utc::now())
+            .bind(new.duration)
             .fetch_optional(pool)
             .await?
     });

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -37,6 +36,9 @@ pub enum StorageError {
     /// Any other failure of the store (network, permissions, disk).
     #[error(transparent)]
     Store(#[from] object_store::Error),
+    /// Writing a downloaded object to a local file failed.
+    #[error("writing the local copy: {0}")]
+    Local(#[from] std::io::Error),
 }
 
 /// A handle on the configured store; cheap to clone.
@@ -96,14 +98,29 @@ impl Storage {
         })
     }
 
-    /// Reads a whole object.
-    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let result = self.store.get(&Path::from(key)).await;
-        match result {
-            Ok(found) => Ok(found.bytes().await?),
-            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound(key.into())),
-            Err(err) => Err(err.into()),
+    /// Streams an object into `file`, never holding it whole in memory. Returns its size.
+    pub async fn download(
+        &self,
+        key: &str,
+        file: &mut tokio::fs::File,
+    ) -> Result<u64, StorageError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut stream = match self.store.get(&Path::from(key)).await {
+            Ok(found) => found.into_stream(),
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StorageError::NotFound(key.into()));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mut bytes = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await?;
+            bytes += chunk.len() as u64;
         }
+        file.flush().await?;
+        Ok(bytes)
     }
 
     /// Deletes an object; one that is already gone is not an error.

@@ -14,7 +14,7 @@
 //! # Ok::<(), parakeet::Error>(())
 //! ```
 
-pub mod audio;
+pub use warble_audio as audio;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;

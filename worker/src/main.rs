@@ -27,6 +27,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // A copy of this executable decodes each job's audio in a limited child process.
+    if let Some(code) = warble_audio::sandbox::serve_child() {
+        std::process::exit(code);
+    }
     parakeet::memory::retain_freed_memory();
     let cli = Cli::parse();
     // A queue worker is a service and reports what it does; `transcribe` prints results only.

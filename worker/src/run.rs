@@ -13,7 +13,8 @@ use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, Wor
 use chrono::Utc;
 use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 use tokio::sync::watch;
-use warble_common::config::PlatformArgs;
+use warble_audio::{AudioError, Sandbox};
+use warble_common::config::{AudioArgs, PlatformArgs};
 use warble_common::db::Database;
 use warble_common::filename;
 use warble_common::job::{self, JobError};
@@ -44,11 +45,16 @@ pub struct Args {
     shutdown_timeout_secs: u64,
     #[command(flatten)]
     platform: PlatformArgs,
+    #[command(flatten)]
+    audio: AudioArgs,
 }
 
 /// What every job handler needs.
 struct Shared {
     model: Parakeet,
+    /// Decodes each job's audio in a limited child process.
+    sandbox: Sandbox,
+    max_audio_seconds: f64,
     db: Database,
     storage: Storage,
     worker_id: String,
@@ -124,6 +130,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     workers::register(&db, &info).await?;
     let ctx: Ctx = Arc::new(Shared {
         model,
+        sandbox: args.audio.sandbox(args.audio.decode_timeout_secs)?,
+        max_audio_seconds: args.audio.max_audio_seconds as f64,
         db: db.clone(),
         storage,
         worker_id: worker_id.clone(),
@@ -297,8 +305,13 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
 /// Fetches, decodes and transcribes the job's audio, and stores the transcript.
 async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let id = &stored.job.id;
-    let bytes = match ctx.storage.get(&stored.audio_key).await {
-        Ok(bytes) => bytes,
+    // The audio goes to a local file (streamed, never whole in memory) that the decoding
+    // child reads; the file is removed when `local` drops.
+    let local = tempfile::NamedTempFile::new().map_err(|e| Failure::Transient(e.into()))?;
+    let mut file =
+        tokio::fs::File::from_std(local.reopen().map_err(|e| Failure::Transient(e.into()))?);
+    match ctx.storage.download(&stored.audio_key, &mut file).await {
+        Ok(_) => drop(file),
         Err(StorageError::NotFound(_)) => {
             return Err(permanent(
                 "audio_missing",
@@ -306,7 +319,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
             ));
         }
         Err(err) => return Err(Failure::Transient(err.into())),
-    };
+    }
     let extension = stored.job.filename.as_deref().and_then(filename::extension);
     let decoder = match stored.job.decoder.as_deref().map(str::parse::<DecoderKind>) {
         None => None,
@@ -316,16 +329,21 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let worker = ctx.clone();
     let decoding = Instant::now();
     let audio = tokio::task::spawn_blocking(move || {
-        parakeet::audio::decode_bytes(Vec::from(bytes), extension.as_deref())
+        worker
+            .sandbox
+            .decode(local.path(), extension.as_deref(), worker.max_audio_seconds)
     })
     .await
     .map_err(|e| Failure::Transient(e.into()))?
-    .map_err(|e| {
-        permanent(
-            "audio_undecodable",
+    .map_err(|e| match e {
+        // Our own disk, not the file: worth another attempt.
+        AudioError::Io(_) => Failure::Transient(e.into()),
+        e => permanent(
+            "audio_decode_failed",
             format!("the audio could not be decoded: {e}"),
-        )
+        ),
     })?;
+    let worker = ctx.clone();
     let decode_ms = decoding.elapsed().as_millis();
     let duration = audio.duration_secs();
     if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {

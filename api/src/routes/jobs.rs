@@ -9,16 +9,18 @@ use ulid::Ulid;
 use utoipa::{IntoParams, ToSchema};
 use warble_common::filename;
 use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
-use warble_common::storage::Upload;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use crate::upload::Incoming;
 
 /// Largest `metadata` object, bytes of JSON.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Bytes a submission may carry beyond its file: the other fields and the multipart framing.
+pub const FORM_OVERHEAD: usize = MAX_METADATA_BYTES + 16 * 1024;
 /// Decoders a job may ask for.
 const DECODERS: [&str; 3] = ["tdt", "rnnt", "ctc"];
 
@@ -37,9 +39,14 @@ pub struct SubmitForm {
 
 /// Submit audio for transcription.
 ///
-/// The upload streams to object storage while its SHA-256 is computed; the job is queued and
-/// answered at once. Poll `Location` until the status is final. With an `Idempotency-Key`
-/// header, repeating the request returns the job the first one made.
+/// Accepted: WAV, FLAC, MP3, M4A/MP4 (AAC), ADTS AAC, Ogg Vorbis or Opus (`.ogg`, `.oga`,
+/// `.opus`), WebM/Matroska (`.webm`, `.mka`) with Opus or Vorbis; up to 8 channels, 8 to
+/// 192 kHz. The extension, the part's `Content-Type` and the file's own first bytes must agree,
+/// and the container is probed before the job is created: its duration (also returned as the
+/// job's `duration`) must be within the limit. The upload streams to object storage while its
+/// SHA-256 is computed; the job is queued and answered at once. Poll `Location` until the
+/// status is final. With an `Idempotency-Key` header, repeating the request returns the job the
+/// first one made.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body(content = SubmitForm, content_type = "multipart/form-data"),
@@ -47,7 +54,9 @@ pub struct SubmitForm {
     responses(
         (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
         (status = 400, description = "Bad form", body = ErrorBody),
-        (status = 413, description = "File too large", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not an accepted format, or the name, type and content disagree", body = ErrorBody),
+        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels", body = ErrorBody),
         (status = 503, description = "Database or storage unavailable", body = ErrorBody),
     )
 )]
@@ -67,32 +76,34 @@ pub async fn submit(
         discard(&mut multipart, state.max_upload_bytes).await;
         return Ok(accepted(&existing.job, true));
     }
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && length > state.max_upload_bytes + FORM_OVERHEAD as u64
+    {
+        // Refused before reading: no point receiving what cannot be kept.
+        return Err(ApiError::too_large(state.max_upload_bytes));
+    }
     let id = Ulid::generate();
     let audio_key = job::audio_key(id);
     let mut form = Form::default();
-    let mut upload: Option<Upload> = None;
-    let read = read_form(&state, &mut multipart, &audio_key, &mut form, &mut upload).await;
-    let stored = match (read, upload) {
-        (Ok(()), Some(upload)) => upload.finish().await?,
+    let mut incoming: Option<Incoming> = None;
+    let read = read_form(&state, &mut multipart, &audio_key, &mut form, &mut incoming).await;
+    let (stored, probe) = match (read, incoming) {
+        (Ok(()), Some(incoming)) => incoming.finish(&state).await?,
         (Ok(()), None) => {
             return Err(ApiError::bad_request(
                 "missing_file",
                 "the form has no `file` part",
             ));
         }
-        (Err(err), upload) => {
-            if let Some(upload) = upload
-                && let Err(abort) = upload.abort().await
-            {
-                tracing::warn!(error = %abort, "aborting a rejected upload");
+        (Err(err), incoming) => {
+            if let Some(incoming) = incoming {
+                incoming.abort().await;
             }
             return Err(err);
         }
     };
-    if stored.bytes == 0 {
-        state.storage.delete(&audio_key).await?;
-        return Err(ApiError::bad_request("empty_file", "the file is empty"));
-    }
     let new = NewJob {
         id,
         decoder: form.decoder,
@@ -102,6 +113,7 @@ pub async fn submit(
         audio_key: audio_key.clone(),
         audio_sha256: stored.sha256,
         audio_bytes: stored.bytes,
+        duration: Some(probe.duration_secs),
         idempotency_key,
     };
     let inserted = match job::insert(&state.db, &new).await {
@@ -146,12 +158,12 @@ async fn read_form(
     multipart: &mut Multipart,
     audio_key: &str,
     form: &mut Form,
-    upload: &mut Option<Upload>,
+    incoming: &mut Option<Incoming>,
 ) -> Result<(), ApiError> {
     while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or_default() {
             "file" => {
-                if upload.is_some() {
+                if incoming.is_some() {
                     return Err(ApiError::bad_request(
                         "duplicate_file",
                         "send one `file` part",
@@ -159,12 +171,18 @@ async fn read_form(
                 }
                 form.filename = field.file_name().and_then(filename::sanitize);
                 form.content_type = field.content_type().map(str::to_string);
-                let target = upload.insert(state.storage.upload(audio_key).await?);
+                let extension = form.filename.as_deref().and_then(filename::extension);
+                let target = incoming.insert(
+                    Incoming::start(
+                        state,
+                        audio_key,
+                        extension.as_deref(),
+                        form.content_type.as_deref(),
+                    )
+                    .await?,
+                );
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                    if target.bytes() + chunk.len() as u64 > state.max_upload_bytes {
-                        return Err(ApiError::TooLarge(state.max_upload_bytes));
-                    }
-                    target.write(&chunk).await?;
+                    target.write(&chunk, state.max_upload_bytes).await?;
                 }
             }
             "decoder" => {
@@ -200,8 +218,11 @@ async fn read_form(
     Ok(())
 }
 
-/// A form that could not be parsed.
+/// A form that could not be parsed, or a body over axum's limit.
 fn bad_form(err: axum::extract::multipart::MultipartError) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge("the request body is larger than the limit".into());
+    }
     ApiError::bad_request("invalid_multipart", err.body_text())
 }
 

@@ -1,0 +1,112 @@
+//! An upload on its way in. The bytes stream to object storage and to a local spool file at
+//! once; when the last one has arrived the spool is checked — its first bytes against the
+//! extension, its container probed in the sandbox, its duration, rate and channels against the
+//! limits — and only then is the object committed. A refused upload leaves nothing behind.
+
+use tokio::io::AsyncWriteExt;
+use warble_audio::sniff::{self, Accepted};
+use warble_audio::{AudioError, Probe};
+use warble_common::storage::{Stored, Upload};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A file part being received.
+pub struct Incoming {
+    accepted: Accepted,
+    upload: Upload,
+    spool: tempfile::NamedTempFile,
+    spool_writer: tokio::fs::File,
+}
+
+impl Incoming {
+    /// Checks what the client declared (extension and MIME type) before reading a byte, then
+    /// opens the object and the spool.
+    pub async fn start(
+        state: &AppState,
+        key: &str,
+        extension: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let accepted = sniff::check_declared(extension, content_type)
+            .map_err(|refused| ApiError::UnsupportedMediaType(refused.0))?;
+        let spool = tempfile::NamedTempFile::new().map_err(internal)?;
+        let spool_writer = tokio::fs::File::from_std(spool.reopen().map_err(internal)?);
+        let upload = state.storage.upload(key).await?;
+        Ok(Self {
+            accepted,
+            upload,
+            spool,
+            spool_writer,
+        })
+    }
+
+    /// Appends a chunk, refusing to go past the upload limit.
+    pub async fn write(&mut self, chunk: &[u8], limit: u64) -> Result<(), ApiError> {
+        if self.upload.bytes() + chunk.len() as u64 > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        self.spool_writer.write_all(chunk).await.map_err(internal)?;
+        self.upload.write(chunk).await?;
+        Ok(())
+    }
+
+    /// Drops the upload; nothing is left in storage.
+    pub async fn abort(self) {
+        if let Err(err) = self.upload.abort().await {
+            tracing::warn!(error = %err, "aborting a refused upload");
+        }
+    }
+
+    /// Checks the complete file and, if it is audio we can take, commits the object.
+    pub async fn finish(mut self, state: &AppState) -> Result<(Stored, Probe), ApiError> {
+        match self.check(state).await {
+            Ok(probe) => Ok((self.upload.finish().await?, probe)),
+            Err(err) => {
+                self.abort().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn check(&mut self, state: &AppState) -> Result<Probe, ApiError> {
+        if self.upload.bytes() == 0 {
+            return Err(ApiError::InvalidAudio("the file is empty".into()));
+        }
+        self.spool_writer.flush().await.map_err(internal)?;
+        let accepted = self.accepted;
+        let path = self.spool.path().to_path_buf();
+        let sandbox = state.sandbox.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path).map_err(internal)?;
+            let sniffed = sniff::sniff(&mut file).map_err(internal)?;
+            sniff::check_content(accepted, sniffed)
+                .map_err(|refused| ApiError::UnsupportedMediaType(refused.0))?;
+            sandbox
+                .probe(&path, Some(accepted.extension()))
+                .map_err(refusal)
+        })
+        .await
+        .map_err(internal)??;
+        if probe.duration_secs > state.max_audio_seconds {
+            return Err(ApiError::InvalidAudio(format!(
+                "duration {:.0} s exceeds the limit of {:.0} s",
+                probe.duration_secs, state.max_audio_seconds
+            )));
+        }
+        Ok(probe)
+    }
+}
+
+/// What the client hears when probing fails.
+fn refusal(err: AudioError) -> ApiError {
+    match err {
+        AudioError::UnsupportedCodec(_) => ApiError::UnsupportedMediaType(err.to_string()),
+        AudioError::Io(_) => internal(err),
+        err => ApiError::InvalidAudio(format!("the audio cannot be read: {err}")),
+    }
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(err.to_string())
+}

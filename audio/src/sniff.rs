@@ -1,0 +1,386 @@
+//! Which files we take: an allow-list of extensions, the MIME types each may be sent with, and
+//! the container the file's own first bytes say it is. The three must agree before a byte is
+//! handed to a demuxer, so a PNG renamed `.wav`, or a `.wav` declared as `image/png`, is
+//! refused at once with a message that says what it is.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// A container the decoders read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// RIFF/RF64 WAVE.
+    Wav,
+    /// Native FLAC.
+    Flac,
+    /// MPEG audio frames (MP3), optionally behind an ID3v2 tag.
+    Mp3,
+    /// ISO base media (MP4, M4A).
+    Mp4,
+    /// Raw AAC in ADTS frames.
+    Adts,
+    /// Ogg (Vorbis, Opus, FLAC).
+    Ogg,
+    /// Matroska or WebM.
+    Matroska,
+}
+
+impl Container {
+    /// For people: "WAV audio".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Wav => "WAV audio",
+            Self::Flac => "FLAC audio",
+            Self::Mp3 => "MP3 audio",
+            Self::Mp4 => "MP4/M4A audio",
+            Self::Adts => "AAC (ADTS) audio",
+            Self::Ogg => "Ogg audio",
+            Self::Matroska => "Matroska/WebM audio",
+        }
+    }
+}
+
+/// One accepted extension: the containers its files may hold and the MIME types clients send
+/// for it.
+struct Extension {
+    name: &'static str,
+    containers: &'static [Container],
+    mime_types: &'static [&'static str],
+}
+
+const WAV_MIME: &[&str] = &[
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "audio/x-pn-wav",
+];
+const MP4_MIME: &[&str] = &["audio/mp4", "audio/x-m4a", "audio/m4a", "video/mp4"];
+const OGG_MIME: &[&str] = &["audio/ogg", "audio/opus", "audio/vorbis", "application/ogg"];
+const MATROSKA_MIME: &[&str] = &[
+    "audio/webm",
+    "video/webm",
+    "audio/x-matroska",
+    "video/x-matroska",
+    "audio/matroska",
+];
+
+const EXTENSIONS: &[Extension] = &[
+    Extension {
+        name: "wav",
+        containers: &[Container::Wav],
+        mime_types: WAV_MIME,
+    },
+    Extension {
+        name: "flac",
+        containers: &[Container::Flac],
+        mime_types: &["audio/flac", "audio/x-flac"],
+    },
+    Extension {
+        name: "mp3",
+        containers: &[Container::Mp3],
+        mime_types: &["audio/mpeg", "audio/mp3", "audio/x-mp3", "audio/mpeg3"],
+    },
+    Extension {
+        name: "m4a",
+        containers: &[Container::Mp4],
+        mime_types: MP4_MIME,
+    },
+    Extension {
+        name: "mp4",
+        containers: &[Container::Mp4],
+        mime_types: MP4_MIME,
+    },
+    // Phones save AAC in MP4 under this name too.
+    Extension {
+        name: "aac",
+        containers: &[Container::Adts, Container::Mp4],
+        mime_types: &["audio/aac", "audio/x-aac", "audio/aacp", "audio/mp4"],
+    },
+    Extension {
+        name: "ogg",
+        containers: &[Container::Ogg],
+        mime_types: OGG_MIME,
+    },
+    Extension {
+        name: "oga",
+        containers: &[Container::Ogg],
+        mime_types: OGG_MIME,
+    },
+    Extension {
+        name: "opus",
+        containers: &[Container::Ogg],
+        mime_types: OGG_MIME,
+    },
+    Extension {
+        name: "webm",
+        containers: &[Container::Matroska],
+        mime_types: MATROSKA_MIME,
+    },
+    Extension {
+        name: "mka",
+        containers: &[Container::Matroska],
+        mime_types: MATROSKA_MIME,
+    },
+];
+
+/// MIME types that say nothing about the content, accepted with any extension.
+const GENERIC_MIME: &[&str] = &["application/octet-stream", "binary/octet-stream"];
+
+/// Why a file is refused before any decoding: the client sent something we do not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The accepted extensions, for messages and docs.
+pub fn extensions() -> impl Iterator<Item = &'static str> {
+    EXTENSIONS.iter().map(|e| e.name)
+}
+
+/// An accepted extension (without the dot, any case).
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted(&'static Extension);
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Accepted {
+    /// The extension, lower case.
+    pub fn extension(self) -> &'static str {
+        self.0.name
+    }
+}
+
+/// Checks what the client declared, before reading the content: the extension must be on
+/// the allow-list and the MIME type (parameters ignored) one of its own or a generic one.
+pub fn check_declared(extension: Option<&str>, mime: Option<&str>) -> Result<Accepted, Refused> {
+    let list = || {
+        extensions()
+            .map(|e| format!(".{e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(extension) = extension else {
+        return Err(Refused(format!(
+            "the file name needs an audio extension: {}",
+            list()
+        )));
+    };
+    let lower = extension.to_ascii_lowercase();
+    let Some(accepted) = EXTENSIONS.iter().find(|e| e.name == lower) else {
+        return Err(Refused(format!(
+            ".{lower} files are not accepted; send one of {}",
+            list()
+        )));
+    };
+    if let Some(mime) = mime {
+        let essence = mime
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !accepted.mime_types.contains(&essence.as_str())
+            && !GENERIC_MIME.contains(&essence.as_str())
+        {
+            return Err(Refused(format!(
+                "content type {essence:?} does not match a .{lower} file (expected {})",
+                accepted.mime_types.join(", ")
+            )));
+        }
+    }
+    Ok(Accepted(accepted))
+}
+
+/// What the first bytes of a file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A container we read.
+    Audio(Container),
+    /// Something well known that is not audio ("PNG image").
+    Other(&'static str),
+    /// Nothing recognisable.
+    Unknown,
+}
+
+/// Reads the signature at the start of `file` (after an ID3v2 tag, if any).
+pub fn sniff(file: &mut (impl Read + Seek)) -> std::io::Result<Sniffed> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut head = [0u8; 16];
+    let n = read_up_to(file, &mut head)?;
+    let head = &head[..n];
+    if head.len() >= 10 && head.starts_with(b"ID3") {
+        // ID3v2: a 10-byte header, a syncsafe size, and a 10-byte footer when flagged.
+        let size = head[6..10]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 7) | u64::from(b & 0x7f));
+        let footer = if head[5] & 0x10 != 0 { 10 } else { 0 };
+        file.seek(SeekFrom::Start(10 + size + footer))?;
+        let mut after = [0u8; 16];
+        let n = read_up_to(file, &mut after)?;
+        return Ok(match signature(&after[..n]) {
+            // A tag followed by frames, or by nothing readable: MP3 is what carries ID3.
+            found @ Sniffed::Audio(Container::Flac | Container::Adts | Container::Mp3) => found,
+            _ => Sniffed::Audio(Container::Mp3),
+        });
+    }
+    Ok(signature(head))
+}
+
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn signature(head: &[u8]) -> Sniffed {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if (at(0, b"RIFF") || at(0, b"RF64")) && at(8, b"WAVE") {
+        Sniffed::Audio(Container::Wav)
+    } else if at(0, b"fLaC") {
+        Sniffed::Audio(Container::Flac)
+    } else if at(0, b"OggS") {
+        Sniffed::Audio(Container::Ogg)
+    } else if at(0, &[0x1a, 0x45, 0xdf, 0xa3]) {
+        Sniffed::Audio(Container::Matroska)
+    } else if at(4, b"ftyp") {
+        Sniffed::Audio(Container::Mp4)
+    } else if let [0xff, second, third, ..] = *head {
+        // An MPEG audio sync word: layer bits 00 are ADTS, the others MPEG-1/2 layers I-III
+        // (with a valid bitrate and sample-rate index).
+        match (
+            second & 0xf0 == 0xf0 && second & 0x06 == 0,
+            second & 0xe0 == 0xe0,
+        ) {
+            (true, _) => Sniffed::Audio(Container::Adts),
+            (false, true) if second & 0x06 != 0 && third >> 4 != 0xf && third & 0x0c != 0x0c => {
+                Sniffed::Audio(Container::Mp3)
+            }
+            _ if second == 0xd8 => Sniffed::Other("a JPEG image"),
+            _ => Sniffed::Unknown,
+        }
+    } else {
+        const OTHERS: &[(&[u8], &str)] = &[
+            (b"\x89PNG", "a PNG image"),
+            (b"GIF8", "a GIF image"),
+            (b"%PDF", "a PDF document"),
+            (b"PK\x03\x04", "a ZIP archive"),
+            (b"\x1f\x8b", "gzip data"),
+            (b"\x7fELF", "an ELF executable"),
+            (b"MZ", "a Windows executable"),
+            (b"<!DOCTYPE", "an HTML document"),
+            (b"<html", "an HTML document"),
+            (b"<?xml", "an XML document"),
+        ];
+        OTHERS
+            .iter()
+            .find(|(magic, _)| at(0, magic))
+            .map_or(Sniffed::Unknown, |(_, what)| Sniffed::Other(what))
+    }
+}
+
+/// Checks that the content is what the extension says.
+pub fn check_content(accepted: Accepted, sniffed: Sniffed) -> Result<Container, Refused> {
+    let expected = accepted.0.containers;
+    let what = match sniffed {
+        Sniffed::Audio(container) if expected.contains(&container) => return Ok(container),
+        Sniffed::Audio(container) => container.describe(),
+        Sniffed::Other(what) => what,
+        Sniffed::Unknown => "not a recognised audio format",
+    };
+    Err(Refused(format!(
+        "the content is {what}, not what a .{} file holds ({})",
+        accepted.0.name,
+        expected
+            .iter()
+            .map(|c| c.describe())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    fn sniffed(bytes: &[u8]) -> Sniffed {
+        sniff(&mut Cursor::new(bytes)).unwrap()
+    }
+
+    #[test]
+    fn signatures() {
+        let cases: &[(&[u8], Sniffed)] = &[
+            (b"RIFF\x24\0\0\0WAVEfmt ", Sniffed::Audio(Container::Wav)),
+            (
+                b"RF64\xff\xff\xff\xffWAVEds64",
+                Sniffed::Audio(Container::Wav),
+            ),
+            (b"fLaC\0\0\0\x22", Sniffed::Audio(Container::Flac)),
+            (b"OggS\0\x02", Sniffed::Audio(Container::Ogg)),
+            (b"\x1a\x45\xdf\xa3\x9f", Sniffed::Audio(Container::Matroska)),
+            (b"\0\0\0\x20ftypM4A ", Sniffed::Audio(Container::Mp4)),
+            (b"\xff\xf1\x50\x80", Sniffed::Audio(Container::Adts)),
+            (b"\xff\xfb\x90\x64", Sniffed::Audio(Container::Mp3)),
+            (b"\xff\xfb\xf0\x64", Sniffed::Unknown),
+            (b"\x89PNG\r\n\x1a\n", Sniffed::Other("a PNG image")),
+            (b"\xff\xd8\xff\xe0", Sniffed::Other("a JPEG image")),
+            (b"", Sniffed::Unknown),
+            (b"RIFF\x24\0\0\0AVI LIST", Sniffed::Unknown),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(sniffed(bytes), *expected, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn id3_tags_are_skipped() {
+        let mut tagged = b"ID3\x04\0\0\0\0\x01\x00".to_vec(); // a 128-byte tag
+        tagged.extend_from_slice(&[0; 128]);
+        let mut flac = tagged.clone();
+        flac.extend_from_slice(b"fLaC\0\0\0\x22");
+        assert_eq!(sniffed(&flac), Sniffed::Audio(Container::Flac));
+        tagged.extend_from_slice(b"\xff\xfb\x90\x64");
+        assert_eq!(sniffed(&tagged), Sniffed::Audio(Container::Mp3));
+    }
+
+    #[test]
+    fn declared_type_must_match_the_extension() {
+        assert!(check_declared(Some("WAV"), Some("audio/x-wav")).is_ok());
+        assert!(check_declared(Some("webm"), Some("audio/webm;codecs=opus")).is_ok());
+        assert!(check_declared(Some("flac"), Some("application/octet-stream")).is_ok());
+        assert!(check_declared(Some("opus"), None).is_ok());
+        for (ext, mime) in [
+            (None, None),
+            (Some("exe"), None),
+            (Some("png"), Some("image/png")),
+            (Some("wav"), Some("image/png")),
+            (Some("mp3"), Some("audio/wav")),
+        ] {
+            let err = check_declared(ext, mime).expect_err("refused");
+            println!("{ext:?} {mime:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn content_must_match_the_extension() {
+        let wav = check_declared(Some("wav"), None).unwrap();
+        assert!(check_content(wav, Sniffed::Audio(Container::Wav)).is_ok());
+        let err = check_content(wav, Sniffed::Other("a PNG image")).unwrap_err();
+        assert_eq!(
+            err.0,
+            "the content is a PNG image, not what a .wav file holds (WAV audio)"
+        );
+        let aac = check_declared(Some("aac"), None).unwrap();
+        assert!(check_content(aac, Sniffed::Audio(Container::Mp4)).is_ok());
+        assert!(check_content(aac, Sniffed::Audio(Container::Ogg)).is_err());
+    }
+}
