@@ -1,6 +1,6 @@
 //! Pipeline benchmark: the real `api` and `worker` binaries (release builds) with short jobs,
 //! on SQLite and on Postgres, with one and with two workers; and the API's memory while it
-//! receives a 100 MiB upload.
+//! receives a 100 MB upload (the default limit).
 //!
 //! ```sh
 //! cargo build --release -p worker && cargo bench -p api --bench pipeline -- --write docs/benchmarks.md
@@ -96,7 +96,7 @@ fn main() {
         (results, upload_memory().await)
     });
     println!(
-        "100 MiB upload: API RSS {} MiB before, peak {} MiB",
+        "100 MB upload: API RSS {} MiB before, peak {} MiB",
         upload.0 >> 20,
         upload.1 >> 20
     );
@@ -194,14 +194,14 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// The API's resident memory (bytes) before and at its peak while it receives a 100 MiB
+/// The API's resident memory (bytes) before and at its peak while it receives a 100 MB
 /// upload.
 async fn upload_memory() -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let backends = Backends::local(dir.path());
     let api = Api::start(&backends);
-    // 16 kHz 16-bit mono: 3277 s is just over 100 MiB.
-    let file = common::long_wav(dir.path(), 3277);
+    // 16 kHz 16-bit mono: 3120 s is just under the default limit of 100 MB.
+    let file = common::long_wav(dir.path(), 3120);
     assert!(std::fs::metadata(&file).unwrap().len() >= 100 << 20);
     let pid = api.process.child.id();
     let before = status_bytes(pid, "VmRSS:");
@@ -260,7 +260,7 @@ fn markdown(args: &Args, results: &[Measured], upload: (u64, u64)) -> String {
         ));
     }
     s.push_str(&format!(
-        "\nUpload streaming: the API's resident memory was {} MiB before a 100 MiB upload and \
+        "\nUpload streaming: the API's resident memory was {} MiB before a 100 MB upload and \
          peaked at {} MiB while receiving it (`VmHWM`).\n",
         upload.0 >> 20,
         upload.1 >> 20

@@ -24,6 +24,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
+use symphonia::core::units::{Duration as TimeDuration, TimeBase};
 
 use crate::resample::StreamResampler;
 use crate::{AudioError, SAMPLE_RATE, check_format, opus};
@@ -142,11 +143,16 @@ pub fn decode_stream(
     source: Box<dyn MediaSource>,
     extension: Option<&str>,
     limits: &Limits,
-    out: &mut dyn FnMut(&[f32]),
+    out_final: &mut dyn FnMut(&[f32]),
 ) -> Result<SourceFormat, AudioError> {
     let deadline = Deadline::start(limits.timeout);
     let mut format = open(source, extension)?;
     let mut track = TrackDecoder::open(format.as_ref())?;
+    let declared = track
+        .track(format.as_ref())
+        .and_then(|t| declared_secs(format.as_ref(), t));
+    let mut padding = PaddingTrim::new(declared);
+    let out = &mut |chunk: &[f32]| padding.push(chunk, out_final);
     let mut sink: Option<Sink> = None;
     let mut interleaved: Vec<f32> = Vec::new();
     while let Some(packet) = next_packet(format.as_mut())? {
@@ -176,24 +182,103 @@ pub fn decode_stream(
         channels: sink.channels,
     };
     sink.finish(out)?;
+    padding.finish(out_final);
     Ok(format)
 }
 
+/// The duration the container declares for `track`, in seconds: its frame count, its
+/// duration, or the whole file's (Matroska's segment duration).
+pub(crate) fn declared_secs(format: &dyn FormatReader, track: &Track) -> Option<f64> {
+    let rate = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .and_then(|p| p.sample_rate)
+        .filter(|&rate| rate > 0);
+    if let (Some(frames), Some(rate)) = (track.num_frames, rate) {
+        return Some(frames as f64 / f64::from(rate));
+    }
+    let in_seconds = |base: Option<TimeBase>, duration: Option<TimeDuration>| {
+        base.zip(duration)
+            .and_then(|(base, duration)| base.calc_duration(duration))
+            .map(|time| time.as_secs_f64())
+    };
+    let media = format.media_info();
+    in_seconds(track.time_base, track.duration)
+        .or_else(|| in_seconds(media.time_base, media.duration))
+        .filter(|secs| secs.is_finite())
+}
+
+/// Holds back the last [`Self::MAX_PADDING`] output samples so that the padding a codec adds
+/// to its last frame (which Matroska marks in a way symphonia does not read) can be cut once
+/// the total is known: output longer than the declared duration by at most that much is cut
+/// to it. More than that is not padding but a wrong header, and is left alone.
+struct PaddingTrim {
+    declared: Option<u64>,
+    held: Vec<f32>,
+    emitted: u64,
+}
+
+impl PaddingTrim {
+    /// 120 ms at 16 kHz: the longest Opus frame, longer than any Vorbis or AAC block.
+    const MAX_PADDING: usize = 1920;
+
+    fn new(declared_secs: Option<f64>) -> Self {
+        Self {
+            declared: declared_secs.map(|s| (s * f64::from(SAMPLE_RATE)).round() as u64),
+            held: Vec::with_capacity(3 * Self::MAX_PADDING),
+            emitted: 0,
+        }
+    }
+
+    fn push(&mut self, chunk: &[f32], out: &mut dyn FnMut(&[f32])) {
+        self.held.extend_from_slice(chunk);
+        if self.held.len() >= 2 * Self::MAX_PADDING {
+            let ready = self.held.len() - Self::MAX_PADDING;
+            out(&self.held[..ready]);
+            self.emitted += ready as u64;
+            self.held.drain(..ready);
+        }
+    }
+
+    fn finish(self, out: &mut dyn FnMut(&[f32])) {
+        let total = self.emitted + self.held.len() as u64;
+        let keep = match self.declared {
+            Some(declared) if total > declared && total - declared <= Self::MAX_PADDING as u64 => {
+                declared.saturating_sub(self.emitted) as usize
+            }
+            _ => self.held.len(),
+        };
+        out(&self.held[..keep.min(self.held.len())]);
+    }
+}
+
+/// Demuxing errors in a row after which a stream is given up on.
+const MAX_BAD_PAGES: usize = 32;
+
 /// The next packet: `Some(Some(p))`, `Some(None)` when the track list changed, `None` at the
-/// end of the stream.
+/// end of the stream. A damaged stretch (an Ogg page with a bad checksum) is skipped, as a
+/// player would, up to [`MAX_BAD_PAGES`] in a row.
 pub(crate) fn next_packet(
     format: &mut dyn FormatReader,
 ) -> Result<Option<Option<Packet>>, AudioError> {
-    match format.next_packet() {
-        Ok(Some(packet)) => Ok(Some(Some(packet))),
-        Ok(None) => Ok(None),
-        // A truncated file (a recording cut short): keep what was there, like libsndfile,
-        // which NeMo reads audio with.
-        Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Ok(None)
-        }
-        Err(SymphoniaError::ResetRequired) => Ok(Some(None)),
-        Err(e) => Err(AudioError::Decode(e.to_string())),
+    let mut bad = 0;
+    loop {
+        return match format.next_packet() {
+            Ok(Some(packet)) => Ok(Some(Some(packet))),
+            Ok(None) => Ok(None),
+            // A truncated file (a recording cut short): keep what was there, like
+            // libsndfile, which NeMo reads audio with.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Ok(None)
+            }
+            Err(SymphoniaError::ResetRequired) => Ok(Some(None)),
+            Err(SymphoniaError::DecodeError(_)) if bad < MAX_BAD_PAGES => {
+                bad += 1;
+                continue;
+            }
+            Err(e) => Err(AudioError::Decode(e.to_string())),
+        };
     }
 }
 
@@ -246,7 +331,15 @@ impl TrackDecoder {
         }
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(|e| AudioError::UnsupportedCodec(e.to_string()))?;
+            .map_err(|e| match params.codec {
+                // symphonia decodes AAC-LC in mono or stereo only.
+                CODEC_ID_AAC => AudioError::UnsupportedCodec(
+                    "AAC other than AAC-LC in mono or stereo (HE-AAC, or more than two \
+                     channels); convert it to FLAC, Opus or stereo AAC"
+                        .into(),
+                ),
+                _ => AudioError::UnsupportedCodec(e.to_string()),
+            })?;
         let skip_left = if params.codec == CODEC_ID_AAC {
             track.delay.unwrap_or(AAC_PRIMING) as usize
         } else {

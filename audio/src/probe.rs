@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use symphonia::core::io::MediaSource;
 
-use crate::decode::{Deadline, Decoded, TrackDecoder, next_packet, open};
+use crate::decode::{Deadline, Decoded, TrackDecoder, declared_secs, next_packet, open};
 use crate::{AudioError, check_format};
 
 /// Packets decoded to check that the codec really reads the stream.
@@ -45,20 +45,7 @@ pub fn probe(
         let t = track
             .track(format.as_ref())
             .ok_or(AudioError::NoAudioTrack)?;
-        let rate = t
-            .codec_params
-            .as_ref()
-            .and_then(|p| p.audio())
-            .and_then(|p| p.sample_rate);
-        let declared = match (t.num_frames, rate) {
-            (Some(frames), Some(rate)) if rate > 0 => Some(frames as f64 / f64::from(rate)),
-            _ => t
-                .time_base
-                .zip(t.duration)
-                .and_then(|(base, duration)| base.calc_duration(duration))
-                .map(|time| time.as_secs_f64()),
-        };
-        (declared, t.time_base)
+        (declared_secs(format.as_ref(), t), t.time_base)
     };
     // The first packets must decode: this is where most damaged or mislabelled files fail.
     let mut interleaved = Vec::new();

@@ -247,10 +247,7 @@ fn watchdog(pid: u32, timeout: Duration) -> impl FnOnce() -> bool {
 }
 
 /// Reads frames until the end of the stream.
-fn read_frames(
-    from: &mut impl Read,
-    on_frame: &mut OnFrame<'_>,
-) -> Result<(), AudioError> {
+fn read_frames(from: &mut impl Read, on_frame: &mut OnFrame<'_>) -> Result<(), AudioError> {
     let mut header = [0u8; 5];
     let mut payload = Vec::new();
     loop {

@@ -346,6 +346,19 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let worker = ctx.clone();
     let decode_ms = decoding.elapsed().as_millis();
     let duration = audio.duration_secs();
+    if let Some(declared) = stored.job.duration
+        && declared - duration > (declared * 0.02).max(0.5)
+    {
+        // Cut short or damaged: transcribing the rest would pass off part of the audio as all
+        // of it.
+        return Err(permanent(
+            "audio_decode_failed",
+            format!(
+                "the file is truncated or damaged: only {duration:.1} s of the {declared:.1} s it \
+                 declares could be decoded"
+            ),
+        ));
+    }
     if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
         return Ok(());

@@ -354,9 +354,13 @@ impl Api {
         let mut form = reqwest::multipart::Form::new().part(
             "file",
             reqwest::multipart::Part::stream_with_length(body, length)
-                .file_name(name)
-                .mime_str("audio/wav")
-                .unwrap(),
+                .mime_str(if name.ends_with(".wav") {
+                    "audio/wav"
+                } else {
+                    "application/octet-stream"
+                })
+                .unwrap()
+                .file_name(name),
         );
         for (key, value) in fields {
             form = form.text(key.to_string(), value.to_string());
