@@ -305,3 +305,33 @@ async fn names_types_and_sizes_are_checked() {
     assert_eq!(page["jobs"][0]["id"], id.as_str());
     assert_eq!(backends.stored_objects(), 1);
 }
+
+/// A decoder that dies (here: the child's memory limit is too small for it to run at all)
+/// fails the job with the reason, and the worker goes on to the next job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dying_decoder_fails_the_job_not_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::local(dir.path());
+    let api = Api::start(&backends);
+    let mut starved = start_worker_with(&backends, &[("WARBLE_DECODE_MEMORY_MB", "4")]);
+    let id = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
+    let job = api.wait_final(&id, Duration::from_secs(60)).await;
+    println!("{job}");
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "audio_decode_failed");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the decoder failed on this file"),
+        "{message}"
+    );
+    assert!(!message.contains('/'), "a path leaked: {message}");
+    assert!(
+        starved.child.try_wait().unwrap().is_none(),
+        "the worker died"
+    );
+    drop(starved);
+    let _worker = start_worker_with(&backends, &[]);
+    let id = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
+    let job = api.wait_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "succeeded");
+}

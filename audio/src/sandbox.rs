@@ -147,9 +147,9 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         limit(&mut command, self.memory_bytes, timeout_secs);
-        let mut child = command.spawn().map_err(|e| {
+        // Not the file's fault: an I/O error, which callers treat as their own failure.
+        let mut child = command.spawn().inspect_err(|e| {
             tracing::error!(program = %self.program.display(), error = %e, "cannot start the audio sandbox");
-            AudioError::Crashed("the decoder could not be started".into())
         })?;
         let stderr = child.stderr.take().map(|mut pipe| {
             std::thread::spawn(move || {
