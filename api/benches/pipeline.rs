@@ -18,6 +18,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../tools/bench/host.rs"]
+mod host;
 #[path = "../../tools/bench/section.rs"]
 mod section;
 
@@ -202,37 +204,15 @@ async fn upload_memory() -> (u64, u64) {
     let api = Api::start(&backends);
     // 16 kHz 16-bit mono: 3120 s is just under the default limit of 100 MB.
     let file = common::long_wav(dir.path(), 3120);
-    assert!(std::fs::metadata(&file).unwrap().len() >= 100 << 20);
+    assert!((99_000_000..=100_000_000).contains(&std::fs::metadata(&file).unwrap().len()));
     let pid = api.process.child.id();
-    let before = status_bytes(pid, "VmRSS:");
+    let before = host::status_bytes(&pid.to_string(), "VmRSS:");
     api.submit_ok(&file).await;
-    (before, status_bytes(pid, "VmHWM:"))
-}
-
-/// A `kB` field of `/proc/PID/status`, in bytes.
-fn status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    let kb: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kb * 1024
+    (before, host::status_bytes(&pid.to_string(), "VmHWM:"))
 }
 
 fn markdown(args: &Args, results: &[Measured], upload: (u64, u64)) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (cpu, cores) = host::cpu();
     let mut s = format!(
         "Measured on {cpu}, {cores} cores, {} jobs per phase of the {:.1} s fixture `{AUDIO}` on the \
          test model (inference takes milliseconds, so the numbers are the platform's own cost), \
