@@ -491,16 +491,31 @@ impl Sink {
     }
 }
 
-/// Appends the average of each frame's channels (mono is copied as is, bit for bit).
+/// Largest sample magnitude kept: +24 dB over full scale, far beyond any real signal (lossy
+/// codecs overshoot by a few percent). Only garbage is clipped, and the resampler's FFT and the
+/// mel frontend stay finite: a crafted float stream of NaN or 1e38 made rubato panic.
+const MAX_AMPLITUDE: f32 = 16.0;
+
+/// A decoded sample made safe: NaN becomes silence, infinities and absurd values are clipped.
+fn sane(sample: f32) -> f32 {
+    if sample.is_nan() {
+        0.0
+    } else {
+        sample.clamp(-MAX_AMPLITUDE, MAX_AMPLITUDE)
+    }
+}
+
+/// Appends the average of each frame's channels (mono is copied as is, bit for bit, unless a
+/// sample is not [`sane`]).
 fn downmix_into(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) {
     if channels == 1 {
-        mono.extend_from_slice(interleaved);
+        mono.extend(interleaved.iter().map(|&s| sane(s)));
     } else {
         let scale = channels as f32;
         mono.extend(
             interleaved
                 .chunks_exact(channels)
-                .map(|frame| frame.iter().sum::<f32>() / scale),
+                .map(|frame| frame.iter().map(|&s| sane(s)).sum::<f32>() / scale),
         );
     }
 }
@@ -650,6 +665,21 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(max_error <= tolerance, "{name}: max error {max_error}");
         }
+    }
+
+    /// Found by fuzzing: NaN and huge float samples reached rubato's FFT, which panicked.
+    #[test]
+    fn non_finite_and_absurd_samples_are_made_safe() {
+        let values = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e38, -1e38, 0.5];
+        let data: Vec<u8> = values
+            .iter()
+            .cycle()
+            .take(44_100)
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let audio = decode_bytes(wav_bytes(3, 32, 1, 44_100, &data), Some("wav")).unwrap();
+        assert_eq!(audio.samples.len(), 16_000);
+        assert!(audio.samples.iter().all(|s| s.abs() <= 2.0 * MAX_AMPLITUDE));
     }
 
     #[test]

@@ -101,11 +101,9 @@ pub async fn submit(
             if let Some(incoming) = incoming {
                 incoming.abort().await;
             }
-            if let ApiError::TooLarge(_) = err {
-                // Read on (up to another limit's worth) so the client, still sending, gets
-                // the 413 instead of a reset connection.
-                discard(&mut multipart, state.max_upload_bytes).await;
-            }
+            // Read on (up to the upload limit) so that a client still sending gets the error
+            // instead of a reset connection.
+            discard(&mut multipart, state.max_upload_bytes).await;
             return Err(err);
         }
     };
