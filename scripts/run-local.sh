@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p api -p worker
+# The first admin key, kept in ./data/admin.key (readable by you only) unless one is given.
+if [ -z "${WARBLE_ADMIN_KEY:-}" ]; then
+    if [ ! -s data/admin.key ]; then
+        mkdir -p data
+        (umask 077 && printf 'wbl_%s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >data/admin.key)
+    fi
+    WARBLE_ADMIN_KEY="$(cat data/admin.key)"
+    export WARBLE_ADMIN_KEY
+    echo "admin key: ./data/admin.key (export WARBLE_KEY=\$(cat data/admin.key))"
+fi
 target/release/api migrate
 target/release/worker run &
 worker=$!

@@ -43,6 +43,12 @@ pub enum ApiError {
     /// Audio we take but cannot use: broken, empty, too long, out-of-range parameters.
     #[error("{0}")]
     InvalidAudio(String),
+    /// No valid key or token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid caller without the role for this route.
+    #[error("this route needs an admin key")]
+    Forbidden,
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -120,6 +126,15 @@ impl IntoResponse for ApiError {
             Self::InvalidAudio(_) => {
                 error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_audio", message)
             }
+            Self::Unauthorized(_) => {
+                let mut response =
+                    error_response(StatusCode::UNAUTHORIZED, "unauthorized", message);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Self::Forbidden => error_response(StatusCode::FORBIDDEN, "forbidden", message),
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 error_response(

@@ -1,6 +1,7 @@
 //! The warble HTTP API: accepts audio, records and queues jobs, serves their status and
 //! transcripts. See the README for the walk-through and `openapi/openapi.json` for the spec.
 
+pub mod auth;
 pub mod error;
 pub mod routes;
 pub mod state;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -26,16 +28,39 @@ pub use sweeper::spawn_sweeper;
     info(title = "warble", description = "Batch speech-to-text with NVIDIA Parakeet models: submit audio, poll the job, fetch the transcript."),
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
-        routes::jobs::delete, routes::workers::list, routes::health::health,
-        routes::health::ready,
+        routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
+        routes::workers::list, routes::health::health, routes::health::ready,
     ),
+    modifiers(&Security),
+    security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "jobs", description = "Transcription jobs"),
+        (name = "keys", description = "API keys (admin)"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
     )
 )]
 pub struct ApiDoc;
+
+/// The two ways to send a key.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
 
 /// The spec as served at `/openapi.json` and committed at `openapi/openapi.json`.
 pub fn openapi_json() -> String {
@@ -58,14 +83,26 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(routes::jobs::submit).get(routes::jobs::list),
         )
         .layer(DefaultBodyLimit::max(body_limit));
-    Router::new()
+    // Everything here needs a key; the probes and the docs below do not.
+    let protected = Router::new()
         .merge(jobs)
         .route(
             "/v1/jobs/{id}",
             get(routes::jobs::get).delete(routes::jobs::delete),
         )
         .route("/v1/jobs/{id}/transcript", get(routes::jobs::transcript))
+        .route(
+            "/v1/keys",
+            get(routes::keys::list).post(routes::keys::create),
+        )
+        .route("/v1/keys/{id}", axum::routing::delete(routes::keys::revoke))
         .route("/v1/workers", get(routes::workers::list))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .merge(protected)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route(

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warble_common::config::{AudioArgs, PlatformArgs};
+use warble_common::config::{AudioArgs, DatabaseArgs, PlatformArgs};
 use warble_common::db::Database;
+use warble_common::keys::{self, Role};
 use warble_common::queue::Queue;
 
 /// warble API server
@@ -27,6 +28,32 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a key and print its secret (shown only this once).
+    Create {
+        /// For people.
+        #[arg(long)]
+        name: String,
+        /// What it may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The tenant its jobs belong to (default: a new one of its own).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List the keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +68,10 @@ struct ServeArgs {
     platform: PlatformArgs,
     #[command(flatten)]
     audio: AudioArgs,
+    /// An admin key to install at start-up (at least 32 characters); without it, a fresh
+    /// install makes one and prints it once.
+    #[arg(long, env = "WARBLE_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,12 +101,50 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(database = db.kind(), "migrations applied");
             Ok(())
         }
+        Command::Keys(command) => manage_keys(&cli.serve.platform.database, command).await,
         Command::Serve => serve(cli.serve).await,
     }
 }
 
+/// `api keys ...`: straight on the database, for operators.
+async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
+    let db = Database::connect(database).await?;
+    db.migrate().await.context("migrating")?;
+    match command {
+        KeysCommand::Create { name, role, tenant } => {
+            let (key, secret) = keys::create(&db, &name, role, tenant.as_deref(), None).await?;
+            println!("{}", serde_json::json!({ "key": key, "secret": secret }));
+        }
+        KeysCommand::List => {
+            for key in keys::list(&db).await? {
+                println!("{}", serde_json::to_string(&key)?);
+            }
+        }
+        KeysCommand::Revoke { id } => match keys::revoke(&db, &id).await? {
+            Some(key) => println!("{}", serde_json::to_string(&key)?),
+            None => anyhow::bail!("no key {id}"),
+        },
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(key) = &args.admin_key {
+        anyhow::ensure!(
+            key.len() >= keys::MIN_SECRET_LEN,
+            "WARBLE_ADMIN_KEY must be at least {} characters",
+            keys::MIN_SECRET_LEN
+        );
+    }
     let (db, storage) = args.platform.connect().await?;
+    if let Some(secret) = keys::bootstrap_admin(&db, args.admin_key.as_deref()).await? {
+        // Shown once, on the terminal, not in the structured log.
+        println!(
+            "\nNo admin key existed, so one was made. It is shown only now:\n\n    {secret}\n\n\
+             Send it as `Authorization: Bearer <key>`; make user keys with POST /v1/keys or \
+             `api keys create`.\n"
+        );
+    }
     let queue = Queue::new(&db, &args.platform.queue);
     let state = api::AppState {
         db,

@@ -61,10 +61,10 @@ fn build_corpus(dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// `"<status> <code>"` of an error response, as `bad/expected.tsv` writes outcomes.
 async fn error_of(response: reqwest::Response) -> String {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    format!("{status} {}", body["error"]["code"].as_str().unwrap_or("?"))
+    let (status, code) = common::error_of(response).await;
+    format!("{status} {code}")
 }
 
 #[tokio::test(flavor = "multi_thread")]

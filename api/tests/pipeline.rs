@@ -47,7 +47,7 @@ async fn uploads_become_the_transcripts_the_engine_gives(
         assert_eq!(location, format!("/v1/jobs/{id}"));
         assert_eq!(job["status"], "queued");
         assert_eq!(job["metadata"]["customer"], "c-1");
-        let sha = warble_common::storage::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()));
+        let sha = warble_common::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()));
         assert_eq!(job["audio_sha256"], sha);
 
         let done = api.wait_final(id, Duration::from_secs(120)).await;
@@ -92,11 +92,7 @@ async fn bad_requests_get_clear_errors_and_leave_nothing_behind(
     let api = Api::start(&backends);
     let file = fixture(AUDIO[0]);
 
-    let error = |response: reqwest::Response| async move {
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
-        (status, body["error"]["code"].as_str().unwrap().to_string())
-    };
+    let error = common::error_of;
     let form = reqwest::multipart::Form::new().text("decoder", "tdt");
     let response = api.post_form(form, None).await;
     assert_eq!(error(response).await, (400, "missing_file".into()));
@@ -170,12 +166,7 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
 
     // Cancel: the job is canceled, its audio gone, its transcript unavailable.
     let id = &ids[0];
-    let response = api
-        .client
-        .delete(api.url(&format!("/v1/jobs/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let response = api.delete(&format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");

@@ -97,6 +97,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why it failed.
     pub error: Option<JobError>,
+    /// The tenant it belongs to (that of the key that submitted it).
+    pub tenant: Option<String>,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -105,7 +107,7 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key"
+         audio_key, tenant"
     };
 }
 
@@ -127,6 +129,7 @@ struct JobRow {
     error_code: Option<String>,
     error_message: Option<String>,
     audio_key: String,
+    tenant: Option<String>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -152,6 +155,7 @@ impl From<JobRow> for StoredJob {
                 started_at: row.started_at,
                 finished_at: row.finished_at,
                 error,
+                tenant: row.tenant,
             },
         }
     }
@@ -189,6 +193,8 @@ pub struct NewJob {
     pub duration: Option<f64>,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
+    /// The submitting key's tenant.
+    pub tenant: String,
 }
 
 /// Outcome of [`insert`].
@@ -210,8 +216,8 @@ pub fn audio_key(id: Ulid) -> String {
 pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
-         audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs) \
-         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs, \
+         tenant) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
@@ -230,6 +236,7 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
             .bind(&new.idempotency_key)
             .bind(Utc::now())
             .bind(new.duration)
+            .bind(&new.tenant)
             .fetch_optional(pool)
             .await?
     });
@@ -261,10 +268,18 @@ pub async fn find_by_idempotency_key(
 }
 
 /// One job by id.
-pub async fn get(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> {
-    let sql = concat!("SELECT ", columns!(), " FROM warble_jobs WHERE id = $1");
+pub async fn get(
+    db: &Database,
+    id: &str,
+    tenant: Option<&str>,
+) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM warble_jobs WHERE id = $1 AND ($2 IS NULL OR tenant = $2)"
+    );
     let row: Option<JobRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql).bind(id).fetch_optional(pool).await?
+        sqlx::query_as(sql).bind(id).bind(tenant).fetch_optional(pool).await?
     });
     Ok(row.map(Into::into))
 }
@@ -274,10 +289,15 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> 
 pub async fn transcript(
     db: &Database,
     id: &str,
+    tenant: Option<&str>,
 ) -> Result<Option<(JobStatus, Option<String>)>, DbError> {
     let row: Option<(String, Option<String>)> = with_pool!(db, pool => {
-        sqlx::query_as("SELECT status, transcript FROM warble_jobs WHERE id = $1")
+        sqlx::query_as(
+            "SELECT status, transcript FROM warble_jobs \
+             WHERE id = $1 AND ($2 IS NULL OR tenant = $2)",
+        )
             .bind(id)
+            .bind(tenant)
             .fetch_optional(pool)
             .await?
     });
@@ -288,6 +308,7 @@ pub async fn transcript(
 /// previous page), optionally only those in `status`.
 pub async fn list(
     db: &Database,
+    tenant: Option<&str>,
     status: Option<JobStatus>,
     before: Option<&str>,
     limit: u32,
@@ -297,7 +318,7 @@ pub async fn list(
         columns!(),
         " FROM warble_jobs \
          WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) \
-         ORDER BY id DESC LIMIT $3"
+         AND ($4 IS NULL OR tenant = $4) ORDER BY id DESC LIMIT $3"
     );
     let status = status.map(JobStatus::as_str);
     let rows: Vec<JobRow> = with_pool!(db, pool => {
@@ -305,6 +326,7 @@ pub async fn list(
             .bind(status)
             .bind(before)
             .bind(i64::from(limit))
+            .bind(tenant)
             .fetch_all(pool)
             .await?
     });
@@ -314,11 +336,16 @@ pub async fn list(
 /// `DELETE /v1/jobs/{id}`: a queued or running job becomes `canceled`; any job forgets its
 /// transcript. Returns the job as it is afterwards (its audio key included, for the caller to
 /// delete the audio), or `None` if there is no such job.
-pub async fn cancel_and_forget(db: &Database, id: &str) -> Result<Option<StoredJob>, DbError> {
+pub async fn cancel_and_forget(
+    db: &Database,
+    id: &str,
+    tenant: Option<&str>,
+) -> Result<Option<StoredJob>, DbError> {
     let sql = concat!(
         "UPDATE warble_jobs SET transcript = NULL, \
          status = CASE WHEN status IN ('queued', 'running') THEN 'canceled' ELSE status END, \
-         finished_at = COALESCE(finished_at, $2) WHERE id = $1 RETURNING ",
+         finished_at = COALESCE(finished_at, $2) WHERE id = $1 AND ($3 IS NULL OR tenant = $3) \
+         RETURNING ",
         columns!(),
         ""
     );
@@ -326,6 +353,7 @@ pub async fn cancel_and_forget(db: &Database, id: &str) -> Result<Option<StoredJ
         sqlx::query_as(sql)
             .bind(id)
             .bind(Utc::now())
+            .bind(tenant)
             .fetch_optional(pool)
             .await?
     });

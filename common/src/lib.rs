@@ -5,8 +5,14 @@ pub mod config;
 pub mod db;
 pub mod filename;
 pub mod job;
+pub mod keys;
 pub mod queue;
 pub mod signal;
 pub mod storage;
 pub mod transcript;
 pub mod workers;
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

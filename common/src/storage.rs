@@ -176,7 +176,7 @@ impl Upload {
     pub async fn finish(self) -> Result<Stored, StorageError> {
         self.writer.finish().await?;
         Ok(Stored {
-            sha256: hex(&self.hasher.finalize()),
+            sha256: crate::hex(&self.hasher.finalize()),
             bytes: self.bytes,
         })
     }
@@ -185,9 +185,4 @@ impl Upload {
     pub async fn abort(self) -> Result<(), StorageError> {
         Ok(self.writer.abort().await?)
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,14 +1,15 @@
 //! `/v1/jobs`: submit audio, poll the job, fetch the transcript, list, cancel.
 
-use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 use utoipa::{IntoParams, ToSchema};
 use warble_common::filename;
 use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
+use warble_common::keys::Caller;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody};
@@ -52,6 +53,7 @@ pub struct SubmitForm {
     request_body(content = SubmitForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the same job (up to 255 characters)")),
     responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
         (status = 400, description = "Bad form", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
@@ -62,12 +64,15 @@ pub struct SubmitForm {
 )]
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut multipart =
         multipart.map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-    let idempotency_key = idempotency_key(&headers)?;
+    // Idempotency keys are the client's own: scoped to its tenant, so that two tenants' keys
+    // never meet.
+    let idempotency_key = idempotency_key(&headers)?.map(|key| format!("{}/{key}", caller.tenant));
     if let Some(key) = &idempotency_key
         && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
     {
@@ -118,6 +123,7 @@ pub async fn submit(
         audio_bytes: stored.bytes,
         duration: Some(probe.duration_secs),
         idempotency_key,
+        tenant: caller.tenant.clone(),
     };
     let inserted = match job::insert(&state.db, &new).await {
         Ok(inserted) => inserted,
@@ -292,20 +298,22 @@ fn accepted(job: &Job, replayed: bool) -> Response {
     response
 }
 
-/// A job's status.
+/// A job's status. Another tenant's job answers 404, as if it did not exist.
 #[utoipa::path(
     get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 200, description = "The job", body = Job),
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let found = job::get(&state.db, &id)
+    let found = job::get(&state.db, &id, caller.scope())
         .await?
         .ok_or(ApiError::NotFound("job"))?;
     Ok(Json(found.job))
@@ -324,6 +332,7 @@ pub struct TranscriptQuery {
     get, path = "/v1/jobs/{id}/transcript", tag = "jobs",
     params(("id" = String, Path, description = "Job id"), TranscriptQuery),
     responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 200, description = "The transcript in the asked format", content(
             (Transcript = "application/json"),
             (String = "text/plain"),
@@ -337,13 +346,14 @@ pub struct TranscriptQuery {
 )]
 pub async fn transcript(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| {
         ApiError::bad_request("invalid_format", "format must be json, text, srt or vtt")
     })?;
-    let (status, text) = job::transcript(&state.db, &id)
+    let (status, text) = job::transcript(&state.db, &id, caller.scope())
         .await?
         .ok_or(ApiError::NotFound("job"))?;
     let transcript = match (status, text) {
@@ -392,17 +402,19 @@ pub struct JobPage {
     pub next_cursor: Option<String>,
 }
 
-/// Jobs, newest first.
+/// Jobs, newest first: the caller's tenant's (an admin's: every tenant's).
 #[utoipa::path(
     get, path = "/v1/jobs", tag = "jobs",
     params(ListQuery),
     responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 200, description = "A page of jobs", body = JobPage),
         (status = 400, description = "Bad query", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -413,7 +425,14 @@ pub async fn list(
             "limit must be 1 to 100",
         ));
     }
-    let jobs = job::list(&state.db, query.status, query.cursor.as_deref(), limit).await?;
+    let jobs = job::list(
+        &state.db,
+        caller.scope(),
+        query.status,
+        query.cursor.as_deref(),
+        limit,
+    )
+    .await?;
     let next_cursor = (jobs.len() == limit as usize)
         .then(|| jobs.last().map(|j| j.id.clone()))
         .flatten();
@@ -428,15 +447,17 @@ pub async fn list(
     delete, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
         (status = 200, description = "The job afterwards", body = Job),
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let stored = job::cancel_and_forget(&state.db, &id)
+    let stored = job::cancel_and_forget(&state.db, &id, caller.scope())
         .await?
         .ok_or(ApiError::NotFound("job"))?;
     state.storage.delete(&stored.audio_key).await?;

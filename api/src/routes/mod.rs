@@ -2,4 +2,5 @@
 
 pub mod health;
 pub mod jobs;
+pub mod keys;
 pub mod workers;

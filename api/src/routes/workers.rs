@@ -1,10 +1,13 @@
 //! `GET /v1/workers`: the workers that are alive, what they run on and what they hold.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
+use warble_common::keys::Caller;
 use warble_common::workers::{self, WorkerInfo};
+
+use crate::auth::require_admin;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -16,13 +19,19 @@ pub struct WorkerList {
     pub workers: Vec<WorkerInfo>,
 }
 
-/// Workers that reported a heartbeat recently.
+/// Workers that reported a heartbeat recently (admin).
 #[utoipa::path(get, path = "/v1/workers", tag = "workers",
     responses(
         (status = 200, description = "Live workers", body = WorkerList),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<WorkerList>, ApiError> {
+    require_admin(&caller)?;
     let since = chrono::Utc::now() - state.worker_timeout;
     Ok(Json(WorkerList {
         workers: workers::list(&state.db, since).await?,

@@ -198,7 +198,7 @@ impl Backends {
         })
     }
 
-    fn apply(&self, cmd: &mut Command) {
+    pub fn apply(&self, cmd: &mut Command) {
         cmd.env("WARBLE_DATABASE_URL", &self.database_url)
             .env("WARBLE_STORAGE_URL", &self.storage_url)
             .env("WARBLE_HEARTBEAT_SECS", "1")
@@ -299,7 +299,31 @@ impl Process {
     }
 }
 
-/// The API on a free loopback port, with an HTTP client for it.
+/// `(status, error code)` of an error response.
+pub async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let code = body["error"]["code"].as_str().unwrap_or("?").to_string();
+    (status, code)
+}
+
+/// The admin key every test API is started with (`WARBLE_ADMIN_KEY`).
+pub const ADMIN_KEY: &str = "wbl_test-admin-key-0123456789abcdef0123456789abcdef";
+
+/// An HTTP client that sends `key` with every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The API on a free loopback port, with an HTTP client for it (as the admin).
 pub struct Api {
     pub process: Process,
     pub base: String,
@@ -310,6 +334,7 @@ impl Api {
     pub fn start(backends: &Backends) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_api"));
         cmd.args(["--listen", "127.0.0.1:0"]);
+        cmd.env("WARBLE_ADMIN_KEY", ADMIN_KEY);
         backends.apply(&mut cmd);
         let process = Process::spawn(cmd);
         let line = process.wait_for("listening", Duration::from_secs(60));
@@ -322,8 +347,13 @@ impl Api {
         Self {
             process,
             base: format!("http://{address}"),
-            client: reqwest::Client::new(),
+            client: client_with_key(ADMIN_KEY),
         }
+    }
+
+    /// Sends `key` with every request from now on.
+    pub fn act_as(&mut self, key: &str) {
+        self.client = client_with_key(key);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -333,6 +363,11 @@ impl Api {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
     }
 
     /// `GET path`, its JSON body.

@@ -1,0 +1,85 @@
+//! Who is calling: every route but the probes and the docs needs a key, sent as
+//! `Authorization: Bearer <key>` or `X-API-Key: <key>`. The middleware puts the [`Caller`] in
+//! the request's extensions; handlers take it with `Extension<Caller>`.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use warble_common::keys::{self, Caller, Role};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest credential looked at: a key is 68 characters; anything much longer is refused
+/// before it is hashed or parsed.
+const MAX_CREDENTIAL: usize = 512;
+
+/// Rejects requests without a live key and records the caller for the handlers.
+pub async fn require_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let secret = credential(request.headers())?;
+    let caller = keys::authenticate(&state.db, &secret)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// The secret a request carries, from either header (both must agree if both are sent).
+fn credential(headers: &HeaderMap) -> Result<String, ApiError> {
+    let unauthorized = |why: &str| ApiError::Unauthorized(why.into());
+    let bearer = match headers.get(axum::http::header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(unauthorized("use Authorization: Bearer <key>"));
+            }
+            Some(token.trim())
+        }
+    };
+    let api_key = match headers.get("x-api-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| unauthorized("the X-API-Key header is not ASCII"))?
+                .trim(),
+        ),
+    };
+    let secret = match (bearer, api_key) {
+        (None, None) => {
+            return Err(unauthorized(
+                "send a key as Authorization: Bearer <key> or X-API-Key: <key>",
+            ));
+        }
+        (Some(a), Some(b)) if a != b => {
+            return Err(unauthorized(
+                "Authorization and X-API-Key carry different keys",
+            ));
+        }
+        (Some(secret), _) | (None, Some(secret)) => secret,
+    };
+    if secret.is_empty() {
+        return Err(unauthorized("the key is empty"));
+    }
+    if secret.len() > MAX_CREDENTIAL {
+        return Err(unauthorized("the key is not valid or was revoked"));
+    }
+    Ok(secret.to_string())
+}
+
+/// Refuses callers that are not admins.
+pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        Role::User => Err(ApiError::Forbidden),
+    }
+}

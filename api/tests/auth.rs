@@ -1,0 +1,234 @@
+//! Keys, roles and tenants against the running API: every refusal has its status and code
+//! and changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{ADMIN_KEY, Api, Backends, error_of, fixture};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_both_databases!(
+    credentials_are_checked_and_refusals_change_nothing,
+    tenants_see_only_their_own_jobs,
+    users_cannot_use_admin_routes,
+);
+
+/// Makes a key through the admin endpoint; returns `(id, secret)`.
+async fn make_key(api: &Api, name: &str, role: &str, tenant: Option<&str>) -> (String, String) {
+    let mut body = json!({ "name": name, "role": role });
+    if let Some(tenant) = tenant {
+        body["tenant"] = json!(tenant);
+    }
+    let response = api
+        .client
+        .post(api.url("/v1/keys"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert!(created["key"].get("sha256").is_none());
+    (
+        created["key"]["id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn credentials_are_checked_and_refusals_change_nothing(backends: Backends, _dir: &Path) {
+    let api = Api::start(&backends);
+    let (id, secret) = make_key(&api, "revoked soon", "user", None).await;
+    let response = api.delete(&format!("/v1/keys/{id}")).await;
+    assert_eq!(response.status(), 200);
+
+    let raw = reqwest::Client::new();
+    // A small body: a refused request is answered before its body is read, so a client still
+    // writing a large one sees the connection closed (curl's `Expect: 100-continue` avoids
+    // that for uploads over 1 MB).
+    let file = std::fs::read(fixture("audio/tts_us_m6.wav")).unwrap()[..8192].to_vec();
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("no header", vec![]),
+        ("empty bearer", vec![("authorization", "Bearer ".into())]),
+        ("empty X-API-Key", vec![("x-api-key", "".into())]),
+        (
+            "Basic",
+            vec![("authorization", "Basic YWRtaW46YWRtaW4=".into())],
+        ),
+        ("bare key", vec![("authorization", ADMIN_KEY.into())]),
+        (
+            "headers disagree",
+            vec![
+                ("authorization", format!("Bearer {ADMIN_KEY}")),
+                ("x-api-key", format!("{ADMIN_KEY}x")),
+            ],
+        ),
+        (
+            "wrong length",
+            vec![("authorization", format!("Bearer {}", &ADMIN_KEY[..20]))],
+        ),
+        ("too long", vec![("x-api-key", "k".repeat(100_000))]),
+        (
+            "revoked",
+            vec![("authorization", format!("Bearer {secret}"))],
+        ),
+    ];
+    for (name, headers) in cases {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(file.clone()).file_name("a.wav"),
+        );
+        let mut request = raw.post(api.url("/v1/jobs")).multipart(form);
+        for (header, value) in &headers {
+            request = request.header(*header, value);
+        }
+        let response = request.send().await.unwrap();
+        let challenge = response.headers().get("www-authenticate").cloned();
+        let got = error_of(response).await;
+        println!("{name}: {got:?}");
+        assert_eq!(got, (401, "unauthorized".into()), "{name}");
+        assert_eq!(challenge.unwrap(), "Bearer", "{name}");
+        let response = raw.get(api.url("/v1/jobs")).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    // Nothing was recorded or stored; the probes and the docs need no key.
+    let page = api.get_json("/v1/jobs").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
+    assert_eq!(backends.stored_objects(), 0);
+    for public in ["/health", "/ready", "/openapi.json", "/docs/"] {
+        let response = raw.get(api.url(public)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{public}");
+    }
+    // X-API-Key works as well as the bearer header, and both may be sent if they agree.
+    let response = raw
+        .get(api.url("/v1/jobs"))
+        .header("x-api-key", ADMIN_KEY)
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn tenants_see_only_their_own_jobs(backends: Backends, _dir: &Path) {
+    let mut api = Api::start(&backends);
+    let (_, alice) = make_key(&api, "alice", "user", None).await;
+    let (_, bob) = make_key(&api, "bob", "user", None).await;
+    let (_, alice2) = make_key(&api, "alice's second key", "user", None).await;
+    let file = fixture("audio/tts_us_m6.wav");
+
+    api.act_as(&alice);
+    let job: Value = api
+        .submit(&file, &[], Some("same-key"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    assert!(job["tenant"].is_string());
+
+    // Bob: Alice's job does not exist for him, and his attempts change nothing.
+    api.act_as(&bob);
+    for path in [
+        format!("/v1/jobs/{id}"),
+        format!("/v1/jobs/{id}/transcript"),
+    ] {
+        assert_eq!(
+            error_of(api.get(&path).await).await,
+            (404, "not_found".into()),
+            "{path}"
+        );
+    }
+    let response = api.delete(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(error_of(response).await, (404, "not_found".into()));
+    let page = api.get_json("/v1/jobs").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
+    // The same Idempotency-Key from another tenant is another request.
+    let bobs: Value = api
+        .submit(&file, &[], Some("same-key"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(bobs["id"], job["id"]);
+
+    // Alice still has her job, queued, with its audio; a key of another tenant is a stranger
+    // too (each key made without a tenant gets its own).
+    api.act_as(&alice);
+    let again = api.get_json(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(again["status"], "queued");
+    assert_eq!(backends.stored_objects(), 2);
+    api.act_as(&alice2);
+    assert_eq!(
+        error_of(api.get(&format!("/v1/jobs/{id}")).await).await.0,
+        404
+    );
+
+    // The admin sees both tenants' jobs.
+    api.act_as(ADMIN_KEY);
+    let page = api.get_json("/v1/jobs").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+}
+
+async fn users_cannot_use_admin_routes(backends: Backends, _dir: &Path) {
+    let mut api = Api::start(&backends);
+    let (admin_id, _) = make_key(&api, "another admin", "admin", None).await;
+    let (_, user) = make_key(&api, "user", "user", None).await;
+    api.act_as(&user);
+    let calls = [
+        api.client.get(api.url("/v1/keys")),
+        api.client
+            .post(api.url("/v1/keys"))
+            .json(&json!({"name": "x", "role": "admin"})),
+        api.client.delete(api.url(&format!("/v1/keys/{admin_id}"))),
+        api.client.get(api.url("/v1/workers")),
+    ];
+    for call in calls {
+        let response = call.send().await.unwrap();
+        assert_eq!(error_of(response).await, (403, "forbidden".into()));
+    }
+    // Nothing changed: still three live keys (the test admin, the other admin, the user).
+    api.act_as(ADMIN_KEY);
+    let keys: Value = api.get_json("/v1/keys").await;
+    let live = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["revoked_at"].is_null())
+        .count();
+    assert_eq!(live, 3);
+}
+
+/// `api keys create|list|revoke` work on the database directly, for operators.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::local(dir.path());
+    let mut api = Api::start(&backends);
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_api"));
+        backends.apply(&mut cmd);
+        let output = cmd.arg("keys").args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let created: Value =
+        serde_json::from_str(&cli(&["create", "--name", "ops", "--role", "user"])).unwrap();
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("wbl_") && secret.len() == 68);
+    assert!(cli(&["list"]).contains("\"ops\""));
+    assert!(!cli(&["list"]).contains(secret));
+    api.act_as(secret);
+    assert_eq!(api.get("/v1/jobs").await.status(), 200);
+    cli(&["revoke", created["key"]["id"].as_str().unwrap()]);
+    assert_eq!(
+        error_of(api.get("/v1/jobs").await).await,
+        (401, "unauthorized".into())
+    );
+}

@@ -1,0 +1,278 @@
+//! API keys: who may call the API, with which role, on behalf of which tenant.
+//!
+//! A key is `wbl_` and 64 hex characters (32 random bytes). Only its SHA-256 is stored, with
+//! the first 12 characters as a visible prefix; the secret is shown once, when it is made.
+//! Looking a key up by its hash needs no constant-time comparison: the database never sees
+//! the secret, and the hash of a guess tells nothing about a real key.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ulid::Ulid;
+use utoipa::ToSchema;
+
+use crate::db::{Database, DbError};
+use crate::with_pool;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything: every tenant's jobs, keys, workers.
+    Admin,
+    /// Its own tenant's jobs.
+    User,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        // Anything unexpected gets the lesser role.
+        if s == "admin" {
+            Self::Admin
+        } else {
+            Self::User
+        }
+    }
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    /// ULID.
+    #[schema(example = "01JDR7Q9V3X8M2K4T6N0P5B1CZ")]
+    pub id: String,
+    /// For people.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Who its jobs belong to.
+    pub tenant: String,
+    /// The first characters of the secret, to tell keys apart.
+    #[schema(example = "wbl_3f9a1c0e")]
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked key is refused.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Who is calling, once their key or token is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key (for a token: the key it was exchanged for).
+    pub key_id: String,
+    /// Its role.
+    pub role: Role,
+    /// Its tenant.
+    pub tenant: String,
+}
+
+impl Caller {
+    /// The tenant whose jobs this caller may see: `None` (all of them) for admins.
+    pub fn scope(&self) -> Option<&str> {
+        match self.role {
+            Role::Admin => None,
+            Role::User => Some(&self.tenant),
+        }
+    }
+}
+
+/// Length of the visible prefix.
+const PREFIX_LEN: usize = 12;
+
+/// Shortest secret accepted from configuration (`WARBLE_ADMIN_KEY`).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// A new random secret.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    format!("wbl_{}", crate::hex(&bytes))
+}
+
+/// The stored form of a secret.
+pub fn hash(secret: &str) -> String {
+    crate::hex(&Sha256::digest(secret.as_bytes()))
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    name: String,
+    role: String,
+    tenant: String,
+    prefix: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<KeyRow> for ApiKey {
+    fn from(row: KeyRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            role: Role::parse(&row.role),
+            tenant: row.tenant,
+            prefix: row.prefix,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+/// The columns of [`KeyRow`], as a literal so that queries stay `&'static str`.
+macro_rules! key_columns {
+    () => {
+        "id, name, role, tenant, prefix, created_at, revoked_at"
+    };
+}
+
+/// Stores a key for `secret` (a new random one if `None`) and returns it with its secret. The
+/// tenant defaults to the key's own id: a tenant of its own.
+pub async fn create(
+    db: &Database,
+    name: &str,
+    role: Role,
+    tenant: Option<&str>,
+    secret: Option<&str>,
+) -> Result<(ApiKey, String), DbError> {
+    let secret = secret.map_or_else(generate, str::to_string);
+    let id = Ulid::generate().to_string();
+    let key = ApiKey {
+        tenant: tenant.map_or_else(|| id.clone(), str::to_string),
+        id,
+        name: name.to_string(),
+        role,
+        prefix: secret.chars().take(PREFIX_LEN).collect(),
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    with_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO warble_api_keys (id, name, role, tenant, prefix, sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(&key.tenant)
+        .bind(&key.prefix)
+        .bind(hash(&secret))
+        .bind(key.created_at)
+        .execute(pool)
+        .await
+        .map(|_| ())?
+    });
+    Ok((key, secret))
+}
+
+/// Every key, newest first.
+pub async fn list(db: &Database) -> Result<Vec<ApiKey>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM warble_api_keys ORDER BY id DESC"
+    );
+    let rows: Vec<KeyRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Revokes a key (again is a no-op) and returns it; `None` if there is no such key.
+pub async fn revoke(db: &Database, id: &str) -> Result<Option<ApiKey>, DbError> {
+    let sql = concat!(
+        "UPDATE warble_api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+         RETURNING ",
+        key_columns!()
+    );
+    let row: Option<KeyRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(Into::into))
+}
+
+/// The caller a secret belongs to, if it is a live key.
+pub async fn authenticate(db: &Database, secret: &str) -> Result<Option<Caller>, DbError> {
+    let row: Option<(String, String, String)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, role, tenant FROM warble_api_keys \
+             WHERE sha256 = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash(secret))
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|(key_id, role, tenant)| Caller {
+        key_id,
+        role: Role::parse(&role),
+        tenant,
+    }))
+}
+
+/// Makes sure an admin can get in on a fresh install: stores `configured` (from
+/// `WARBLE_ADMIN_KEY`) as an admin key unless that secret is already known (a revoked one
+/// stays revoked); without it, and with no live admin key, makes one. Returns a secret made
+/// here, to be shown once.
+pub async fn bootstrap_admin(
+    db: &Database,
+    configured: Option<&str>,
+) -> Result<Option<String>, DbError> {
+    if let Some(secret) = configured {
+        let known: Option<(String,)> = with_pool!(db, pool => {
+            sqlx::query_as("SELECT id FROM warble_api_keys WHERE sha256 = $1")
+                .bind(hash(secret))
+                .fetch_optional(pool)
+                .await?
+        });
+        if known.is_none() {
+            create(
+                db,
+                "WARBLE_ADMIN_KEY",
+                Role::Admin,
+                Some("admin"),
+                Some(secret),
+            )
+            .await?;
+        }
+        return Ok(None);
+    }
+    let admins: (i64,) = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT COUNT(*) FROM warble_api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await?
+    });
+    if admins.0 > 0 {
+        return Ok(None);
+    }
+    let (_, secret) = create(db, "first admin", Role::Admin, Some("admin"), None).await?;
+    Ok(Some(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_hashed() {
+        let (a, b) = (generate(), generate());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 68);
+        assert!(a.starts_with("wbl_"));
+        assert_eq!(hash(&a).len(), 64);
+        assert_ne!(hash(&a), hash(&b));
+    }
+}
