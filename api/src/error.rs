@@ -93,6 +93,10 @@ pub struct ErrorDetail {
     /// For people.
     #[schema(example = "job not found")]
     pub message: String,
+    /// On server-side failures (5xx): the request's id, also in our logs; quote it when you
+    /// report the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Builds an error response; also used for errors raised outside handlers (extractors, the
@@ -102,6 +106,10 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
         error: ErrorDetail {
             code: code.to_string(),
             message: message.into(),
+            request_id: status
+                .is_server_error()
+                .then(crate::hardening::current_request_id)
+                .flatten(),
         },
     };
     (status, Json(body)).into_response()

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod hardening;
 pub mod routes;
 pub mod state;
 mod sweeper;
@@ -101,7 +102,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
+    let router = Router::new()
         .merge(protected)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
@@ -114,6 +115,14 @@ pub fn app(state: AppState) -> Router {
             error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
         })
         .layer(TraceLayer::new_for_http())
+        .layer(hardening::cors(&state.cors_origins));
+    let [nosniff, frames, referrer, csp] = hardening::security_headers();
+    router
+        .layer(nosniff)
+        .layer(frames)
+        .layer(referrer)
+        .layer(csp)
+        .layer(middleware::from_fn(hardening::request_id))
         .with_state(state)
 }
 

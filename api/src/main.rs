@@ -68,6 +68,10 @@ struct ServeArgs {
     platform: PlatformArgs,
     #[command(flatten)]
     audio: AudioArgs,
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.com`; default: pages served from localhost only.
+    #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
     /// An admin key to install at start-up (at least 32 characters); without it, a fresh
     /// install makes one and prints it once.
     #[arg(long, env = "WARBLE_ADMIN_KEY", hide_env_values = true)]
@@ -152,6 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue,
         max_upload_bytes: args.max_upload_bytes,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
+        cors_origins: args.cors_origins.clone(),
         sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };

@@ -18,6 +18,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Longest accepted audio, seconds.
     pub max_audio_seconds: f64,
+    /// Browser origins allowed by CORS (empty: localhost only).
+    pub cors_origins: Vec<String>,
     /// Probes uploads in a limited child process.
     pub sandbox: Sandbox,
     /// A worker silent for longer is considered gone (the queue's orphan timeout).

@@ -214,8 +214,24 @@ async fn a_database_outage_loses_nothing() {
     let response = api.submit(&speech, &[], None).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "5");
-    let body: Value = response.json().await.unwrap();
+    // A server error still carries the security headers, and its request id (in the body,
+    // to quote) is the response's; nothing of the database's address or its error shows.
+    common::assert_security_headers(&response);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = response.text().await.unwrap();
+    let port = proxy.address.port().to_string();
+    for internal in ["postgres", "127.0.0.1", port.as_str(), "sqlx", "/"] {
+        assert!(
+            !text.to_lowercase().contains(internal),
+            "{internal:?} leaked: {text}"
+        );
+    }
+    let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    assert_eq!(body["error"]["request_id"], request_id.as_str());
     std::thread::sleep(Duration::from_secs(8));
     assert!(
         worker.child.try_wait().unwrap().is_none(),

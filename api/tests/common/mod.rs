@@ -307,6 +307,21 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     (status, code)
 }
 
+/// Checks the headers every response must carry, errors included.
+pub fn assert_security_headers(response: &reqwest::Response) {
+    let headers = response.headers();
+    for (name, expected) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(headers[name], expected, "{name} on a {}", response.status());
+    }
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-request-id"].len(), 26, "a ULID request id");
+}
+
 /// The admin key every test API is started with (`WARBLE_ADMIN_KEY`).
 pub const ADMIN_KEY: &str = "wbl_test-admin-key-0123456789abcdef0123456789abcdef";
 
