@@ -1,5 +1,5 @@
-//! Who is calling: every route but the probes and the docs needs a key, sent as
-//! `Authorization: Bearer <key>` or `X-API-Key: <key>`. The middleware puts the [`Caller`] in
+//! Who is calling: every route but the probes and the docs needs a key or a token (see
+//! [`crate::token`]), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. The middleware puts the [`Caller`] in
 //! the request's extensions; handlers take it with `Extension<Caller>`.
 
 use axum::extract::{Request, State};
@@ -10,10 +10,11 @@ use warble_common::keys::{self, Caller, Role};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::token;
 
-/// Longest credential looked at: a key is 68 characters; anything much longer is refused
-/// before it is hashed or parsed.
-const MAX_CREDENTIAL: usize = 512;
+/// Longest credential looked at: a key is 68 characters, a token about 400; anything much
+/// longer is refused before it is hashed or parsed.
+const MAX_CREDENTIAL: usize = 1024;
 
 /// Rejects requests without a live key and records the caller for the handlers.
 pub async fn require_key(
@@ -22,11 +23,29 @@ pub async fn require_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let secret = credential(request.headers())?;
-    let caller = keys::authenticate(&state.db, &secret)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
+    let (caller, method) = if token::looks_like_jwt(&secret) {
+        let caller = state.tokens.verify(&secret).ok_or_else(|| {
+            ApiError::Unauthorized("the token is not valid, or has expired".into())
+        })?;
+        (caller, Method::Token)
+    } else {
+        let caller = keys::authenticate(&state.db, &secret)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
+        (caller, Method::Key)
+    };
     request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(method);
     Ok(next.run(request).await)
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// An API key.
+    Key,
+    /// A token from `POST /v1/auth/token`.
+    Token,
 }
 
 /// The secret a request carries, from either header (both must agree if both are sent).

@@ -7,6 +7,7 @@ pub mod hardening;
 pub mod routes;
 pub mod state;
 mod sweeper;
+pub mod token;
 mod upload;
 
 use std::time::Duration;
@@ -30,13 +31,15 @@ pub use sweeper::spawn_sweeper;
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
         routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
-        routes::workers::list, routes::health::health, routes::health::ready,
+        routes::token::issue, routes::workers::list, routes::health::health,
+        routes::health::ready,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "jobs", description = "Transcription jobs"),
         (name = "keys", description = "API keys (admin)"),
+        (name = "auth", description = "Short-lived tokens"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
     )
@@ -98,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/keys/{id}", axum::routing::delete(routes::keys::revoke))
         .route("/v1/workers", get(routes::workers::list))
+        .route("/v1/auth/token", axum::routing::post(routes::token::issue))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -72,6 +72,13 @@ struct ServeArgs {
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// Secret that signs tokens (32+ characters); API replicas must share it. Without it each
+    /// process makes its own, and its tokens die with it.
+    #[arg(long, env = "WARBLE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Lifetime of a token, seconds.
+    #[arg(long, env = "WARBLE_JWT_TTL_SECS", default_value_t = 900)]
+    jwt_ttl_secs: u64,
     /// An admin key to install at start-up (at least 32 characters); without it, a fresh
     /// install makes one and prints it once.
     #[arg(long, env = "WARBLE_ADMIN_KEY", hide_env_values = true)]
@@ -140,6 +147,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keys::MIN_SECRET_LEN
         );
     }
+    let jwt_secret = match &args.jwt_secret {
+        Some(secret) => {
+            anyhow::ensure!(
+                secret.len() >= keys::MIN_SECRET_LEN,
+                "WARBLE_JWT_SECRET must be at least {} characters",
+                keys::MIN_SECRET_LEN
+            );
+            secret.clone()
+        }
+        None => {
+            tracing::warn!(
+                "WARBLE_JWT_SECRET is not set: tokens are signed with a key of this process only"
+            );
+            keys::generate()
+        }
+    };
     let (db, storage) = args.platform.connect().await?;
     if let Some(secret) = keys::bootstrap_admin(&db, args.admin_key.as_deref()).await? {
         // Shown once, on the terminal, not in the structured log.
@@ -157,6 +180,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
         cors_origins: args.cors_origins.clone(),
+        tokens: api::token::Tokens::new(
+            jwt_secret.as_bytes(),
+            std::time::Duration::from_secs(args.jwt_ttl_secs.max(1)),
+        ),
         sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };

@@ -18,6 +18,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Longest accepted audio, seconds.
     pub max_audio_seconds: f64,
+    /// Issues and verifies tokens.
+    pub tokens: crate::token::Tokens,
     /// Browser origins allowed by CORS (empty: localhost only).
     pub cors_origins: Vec<String>,
     /// Probes uploads in a limited child process.

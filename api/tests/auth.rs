@@ -232,3 +232,178 @@ async fn keys_from_the_command_line() {
         (401, "unauthorized".into())
     );
 }
+
+/// Tokens: exchanged for a key, accepted like one, and every forged, stale or foreign token
+/// refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_stand_in_for_keys_and_forgeries_are_refused() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    const SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = Backends::local(dir.path());
+    backends
+        .env
+        .push(("WARBLE_JWT_SECRET".into(), SECRET.into()));
+    let mut api = Api::start(&backends);
+    let (_, user) = make_key(&api, "user", "user", Some("acme")).await;
+
+    let token_for = |api: &Api| {
+        let request = api.client.post(api.url("/v1/auth/token"));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["token_type"], "Bearer");
+            assert_eq!(body["expires_in"], 900);
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let admin_token = token_for(&api).await;
+    api.act_as(&user);
+    let user_token = token_for(&api).await;
+
+    // A token works wherever its key does, with the key's role.
+    api.act_as(&user_token);
+    assert_eq!(api.get("/v1/jobs").await.status(), 200);
+    assert_eq!(
+        error_of(api.get("/v1/keys").await).await,
+        (403, "forbidden".into())
+    );
+    let again = api
+        .client
+        .post(api.url("/v1/auth/token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(again).await, (400, "key_required".into()));
+    api.act_as(&admin_token);
+    assert_eq!(api.get("/v1/keys").await.status(), 200);
+
+    // Forgeries.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |changes: Value| {
+        let mut claims = json!({
+            "iss": "warble", "aud": "warble-api", "sub": "01JDR7Q9V3X8M2K4T6N0P5B1CZ",
+            "role": "admin", "tenant": "admin", "iat": now, "nbf": now, "exp": now + 600,
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let sign = |alg: Algorithm, claims: &Value, secret: &str| {
+        encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let parts = |t: &str| t.split('.').map(str::to_string).collect::<Vec<_>>();
+    let (user_parts, admin_parts) = (parts(&user_token), parts(&admin_token));
+    let forged = [
+        (
+            "control: a correct token",
+            sign(Algorithm::HS256, &claims(json!({})), SECRET),
+            true,
+        ),
+        (
+            "alg none",
+            format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", admin_parts[1]),
+            false,
+        ),
+        (
+            "tampered payload (user token, admin claims)",
+            format!("{}.{}.{}", user_parts[0], admin_parts[1], user_parts[2]),
+            false,
+        ),
+        (
+            "expired",
+            sign(Algorithm::HS256, &claims(json!({"exp": now - 120})), SECRET),
+            false,
+        ),
+        (
+            "not yet valid",
+            sign(Algorithm::HS256, &claims(json!({"nbf": now + 600})), SECRET),
+            false,
+        ),
+        (
+            "issued in the future",
+            sign(Algorithm::HS256, &claims(json!({"iat": now + 600})), SECRET),
+            false,
+        ),
+        (
+            "wrong aud",
+            sign(Algorithm::HS256, &claims(json!({"aud": "other"})), SECRET),
+            false,
+        ),
+        (
+            "wrong iss",
+            sign(Algorithm::HS256, &claims(json!({"iss": "other"})), SECRET),
+            false,
+        ),
+        (
+            "other secret",
+            sign(
+                Algorithm::HS256,
+                &claims(json!({})),
+                "another-secret-0123456789abcdef",
+            ),
+            false,
+        ),
+        (
+            "HS512 with our secret",
+            sign(Algorithm::HS512, &claims(json!({})), SECRET),
+            false,
+        ),
+        (
+            "RS256 header, HMAC signature (key confusion)",
+            {
+                let hs = parts(&sign(Algorithm::HS256, &claims(json!({})), SECRET));
+                format!("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}", hs[1], hs[2])
+            },
+            false,
+        ),
+        (
+            "no exp",
+            {
+                let mut c = claims(json!({}));
+                c.as_object_mut().unwrap().remove("exp");
+                sign(Algorithm::HS256, &c, SECRET)
+            },
+            false,
+        ),
+        ("100 KB", format!("eyJ{}.e30.x", "A".repeat(100_000)), false),
+    ];
+    for (name, token, accepted) in forged {
+        api.act_as(&token);
+        let response = api.get("/v1/keys").await;
+        if accepted {
+            assert_eq!(response.status(), 200, "{name}");
+        } else {
+            assert_eq!(
+                error_of(response).await,
+                (401, "unauthorized".into()),
+                "{name}"
+            );
+            // (A small body: refusals come before the body is read.)
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![0; 1024]).file_name("a.wav"),
+            );
+            assert_eq!(api.post_form(form, None).await.status(), 401, "{name}");
+        }
+    }
+    api.act_as(ADMIN_KEY);
+    assert_eq!(
+        api.get_json("/v1/jobs").await["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}

@@ -3,4 +3,5 @@
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod token;
 pub mod workers;
