@@ -22,21 +22,40 @@ pub async fn require_key(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let secret = credential(request.headers())?;
-    let (caller, method) = if token::looks_like_jwt(&secret) {
+    let secret = credential(request.headers());
+    let (caller, method) = match identify(&state, secret).await {
+        Ok(identified) => identified,
+        // Failed attempts count against the client's address: guessing keys is slow.
+        Err(err @ ApiError::Unauthorized(_)) => {
+            state.rate_limits.take_ip(&request)?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let limits = state.rate_limits.take_key(&caller.key_id)?;
+    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(method);
+    let mut response = next.run(request).await;
+    limits.apply(response.headers_mut());
+    Ok(response)
+}
+
+/// The caller behind the request's key or token.
+async fn identify(
+    state: &AppState,
+    secret: Result<String, ApiError>,
+) -> Result<(Caller, Method), ApiError> {
+    let secret = secret?;
+    if token::looks_like_jwt(&secret) {
         let caller = state.tokens.verify(&secret).ok_or_else(|| {
             ApiError::Unauthorized("the token is not valid, or has expired".into())
         })?;
-        (caller, Method::Token)
-    } else {
-        let caller = keys::authenticate(&state.db, &secret)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
-        (caller, Method::Key)
-    };
-    request.extensions_mut().insert(caller);
-    request.extensions_mut().insert(method);
-    Ok(next.run(request).await)
+        return Ok((caller, Method::Token));
+    }
+    let caller = keys::authenticate(&state.db, &secret)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
+    Ok((caller, Method::Key))
 }
 
 /// How the caller proved who it is.

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// A valid caller without the role for this route.
     #[error("this route needs an admin key")]
     Forbidden,
+    /// Too many requests; the headers say when to come back.
+    #[error("too many requests; retry after {} s", .0.reset)]
+    RateLimited(crate::rate_limit::RateHeaders),
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -143,6 +146,14 @@ impl IntoResponse for ApiError {
                 response
             }
             Self::Forbidden => error_response(StatusCode::FORBIDDEN, "forbidden", message),
+            Self::RateLimited(limits) => {
+                let mut response =
+                    error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                let headers = response.headers_mut();
+                limits.apply(headers);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(limits.reset));
+                response
+            }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 error_response(

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod hardening;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 mod sweeper;
@@ -106,15 +107,22 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
-    let router = Router::new()
-        .merge(protected)
-        .route("/health", get(routes::health::health))
-        .route("/ready", get(routes::health::ready))
+    // The docs are public but limited per client address; the probes are never limited.
+    let docs = Router::new()
         .route(
             "/openapi.json",
             get(|| async { ([("content-type", "application/json")], openapi_json()) }),
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", ApiDoc::openapi()))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::by_ip,
+        ));
+    let router = Router::new()
+        .merge(protected)
+        .merge(docs)
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
         .fallback(|| async {
             error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
         })

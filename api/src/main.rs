@@ -79,6 +79,22 @@ struct ServeArgs {
     /// Lifetime of a token, seconds.
     #[arg(long, env = "WARBLE_JWT_TTL_SECS", default_value_t = 900)]
     jwt_ttl_secs: u64,
+    /// Requests per minute per key (a token counts as its key).
+    #[arg(long, env = "WARBLE_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
+    rate_limit_per_minute: u32,
+    /// Requests a key may send at once before the per-minute rate applies.
+    #[arg(long, env = "WARBLE_RATE_LIMIT_BURST", default_value_t = 120)]
+    rate_limit_burst: u32,
+    /// Requests per minute per client IP to the docs, and failed authentications.
+    #[arg(long, env = "WARBLE_IP_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
+    ip_rate_limit_per_minute: u32,
+    /// Burst of the per-IP limit.
+    #[arg(long, env = "WARBLE_IP_RATE_LIMIT_BURST", default_value_t = 20)]
+    ip_rate_limit_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated IPs); from anyone
+    /// else the header is ignored.
+    #[arg(long, env = "WARBLE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// An admin key to install at start-up (at least 32 characters); without it, a fresh
     /// install makes one and prints it once.
     #[arg(long, env = "WARBLE_ADMIN_KEY", hide_env_values = true)]
@@ -180,6 +196,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
         cors_origins: args.cors_origins.clone(),
+        rate_limits: api::rate_limit::RateLimits::new(
+            args.rate_limit_per_minute,
+            args.rate_limit_burst,
+            args.ip_rate_limit_per_minute,
+            args.ip_rate_limit_burst,
+            args.trusted_proxies.clone(),
+        ),
         tokens: api::token::Tokens::new(
             jwt_secret.as_bytes(),
             std::time::Duration::from_secs(args.jwt_ttl_secs.max(1)),
@@ -193,7 +216,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     // Tests and scripts read the bound address from this line (`--listen 127.0.0.1:0`).
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, api::app(state))
+    let app = api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -18,6 +18,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Longest accepted audio, seconds.
     pub max_audio_seconds: f64,
+    /// Request rate limits.
+    pub rate_limits: crate::rate_limit::RateLimits,
     /// Issues and verifies tokens.
     pub tokens: crate::token::Tokens,
     /// Browser origins allowed by CORS (empty: localhost only).

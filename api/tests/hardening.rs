@@ -106,3 +106,96 @@ async fn cors_allows_only_configured_origins() {
     let response = api.client.get(api.url("/v1/nothing")).send().await.unwrap();
     assert_eq!(error_of(response).await, (404, "not_found".into()));
 }
+
+/// `(status, RateLimit-Remaining)` of a response.
+fn remaining(response: &reqwest::Response) -> (u16, String) {
+    let left = response
+        .headers()
+        .get("ratelimit-remaining")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (response.status().as_u16(), left)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_per_key_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = Backends::local(dir.path());
+    for (name, value) in [
+        ("WARBLE_RATE_LIMIT_BURST", "5"),
+        ("WARBLE_RATE_LIMIT_PER_MINUTE", "6"),
+        ("WARBLE_IP_RATE_LIMIT_BURST", "3"),
+        ("WARBLE_IP_RATE_LIMIT_PER_MINUTE", "6"),
+    ] {
+        backends.env.push((name.into(), value.into()));
+    }
+    let mut api = Api::start(&backends);
+
+    // Per key: a burst of 5, then 429 with the headers, for the key and its tokens alike.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(remaining(&api.get("/v1/jobs").await));
+    }
+    let expected: Vec<(u16, String)> = (0..5).rev().map(|n| (200, n.to_string())).collect();
+    assert_eq!(seen, expected);
+    let refused = api.get("/v1/jobs").await;
+    assert_security_headers(&refused);
+    let headers = refused.headers().clone();
+    assert_eq!(error_of(refused).await, (429, "rate_limited".into()));
+    assert_eq!(headers["ratelimit-limit"], "5");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    assert_eq!(headers["ratelimit-reset"], headers["retry-after"]);
+    // Forged X-Forwarded-For does not help a key, nor does a token of the same key.
+    let forged = api
+        .client
+        .get(api.url("/v1/jobs"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 429);
+
+    // Per address on the public docs and on failed authentication; forged headers do not
+    // reset it.
+    let raw = reqwest::Client::new();
+    let docs = |n: u32| {
+        raw.get(api.url("/openapi.json"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .send()
+    };
+    for n in 0..3 {
+        assert_eq!(docs(n).await.unwrap().status(), 200);
+    }
+    let refused = docs(99).await.unwrap();
+    assert_eq!(error_of(refused).await, (429, "rate_limited".into()));
+    let guess = raw
+        .get(api.url("/v1/jobs"))
+        .header("authorization", "Bearer wbl_guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(guess).await, (429, "rate_limited".into()));
+    // The probes are never limited.
+    assert_eq!(
+        raw.get(api.url("/health")).send().await.unwrap().status(),
+        200
+    );
+    drop(api);
+
+    // Behind a trusted proxy, the forwarded address is the client's: separate buckets.
+    backends
+        .env
+        .push(("WARBLE_TRUSTED_PROXIES".into(), "127.0.0.1,::1".into()));
+    api = Api::start(&backends);
+    for n in 0..6 {
+        let response = raw
+            .get(api.url("/openapi.json"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "client {n}");
+    }
+}

@@ -350,6 +350,15 @@ impl Api {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_api"));
         cmd.args(["--listen", "127.0.0.1:0"]);
         cmd.env("WARBLE_ADMIN_KEY", ADMIN_KEY);
+        // Tests poll quickly; the rate-limit tests set their own limits (`backends.env`).
+        for limit in [
+            "WARBLE_RATE_LIMIT_PER_MINUTE",
+            "WARBLE_RATE_LIMIT_BURST",
+            "WARBLE_IP_RATE_LIMIT_PER_MINUTE",
+            "WARBLE_IP_RATE_LIMIT_BURST",
+        ] {
+            cmd.env(limit, "1000000");
+        }
         backends.apply(&mut cmd);
         let process = Process::spawn(cmd);
         let line = process.wait_for("listening", Duration::from_secs(60));
