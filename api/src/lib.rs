@@ -32,7 +32,7 @@ pub use sweeper::spawn_sweeper;
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
         routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
-        routes::token::issue, routes::workers::list, routes::health::health,
+        routes::token::issue, routes::audit::list, routes::workers::list, routes::health::health,
         routes::health::ready,
     ),
     modifiers(&Security),
@@ -103,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/keys/{id}", axum::routing::delete(routes::keys::revoke))
         .route("/v1/workers", get(routes::workers::list))
         .route("/v1/auth/token", axum::routing::post(routes::token::issue))
+        .route("/v1/audit", get(routes::audit::list))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use warble_common::audit;
 use warble_common::config::{AudioArgs, DatabaseArgs, PlatformArgs};
 use warble_common::db::Database;
 use warble_common::keys::{self, Role};
@@ -140,6 +141,9 @@ async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::R
     match command {
         KeysCommand::Create { name, role, tenant } => {
             let (key, secret) = keys::create(&db, &name, role, tenant.as_deref(), None).await?;
+            let detail =
+                serde_json::json!({ "name": key.name, "role": key.role, "tenant": key.tenant });
+            audit::record(&db, "cli", "key.create", &key.id, detail).await?;
             println!("{}", serde_json::json!({ "key": key, "secret": secret }));
         }
         KeysCommand::List => {
@@ -148,7 +152,11 @@ async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::R
             }
         }
         KeysCommand::Revoke { id } => match keys::revoke(&db, &id).await? {
-            Some(key) => println!("{}", serde_json::to_string(&key)?),
+            Some(key) => {
+                let detail = serde_json::json!({ "name": key.name, "tenant": key.tenant });
+                audit::record(&db, "cli", "key.revoke", &key.id, detail).await?;
+                println!("{}", serde_json::to_string(&key)?);
+            }
             None => anyhow::bail!("no key {id}"),
         },
     }

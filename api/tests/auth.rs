@@ -14,6 +14,7 @@ on_both_databases!(
     credentials_are_checked_and_refusals_change_nothing,
     tenants_see_only_their_own_jobs,
     users_cannot_use_admin_routes,
+    admin_actions_are_audited,
 );
 
 /// Makes a key through the admin endpoint; returns `(id, secret)`.
@@ -405,5 +406,52 @@ async fn tokens_stand_in_for_keys_and_forgeries_are_refused() {
             .unwrap()
             .len(),
         0
+    );
+}
+
+async fn admin_actions_are_audited(backends: Backends, _dir: &Path) {
+    let mut api = Api::start(&backends);
+    let (id, user) = make_key(&api, "auditor's subject", "user", Some("acme")).await;
+    api.act_as(&user);
+    let job = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
+    assert_eq!(api.delete(&format!("/v1/jobs/{job}")).await.status(), 200);
+    // Users cannot read the log.
+    assert_eq!(
+        error_of(api.get("/v1/audit").await).await,
+        (403, "forbidden".into())
+    );
+    api.act_as(ADMIN_KEY);
+    assert_eq!(api.delete(&format!("/v1/keys/{id}")).await.status(), 200);
+
+    let page = api.get_json("/v1/audit?limit=10").await;
+    let entries: Vec<(String, String)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let admin_key = entries.last().unwrap().1.clone();
+    assert_eq!(
+        entries,
+        [
+            ("key.revoke".to_string(), id.clone()),
+            ("job.delete".to_string(), job.clone()),
+            ("key.create".to_string(), id.clone()),
+            ("key.create".to_string(), admin_key),
+        ]
+    );
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries[3]["actor"], "startup");
+    assert_eq!(entries[1]["actor"], id.as_str());
+    assert_eq!(entries[1]["detail"]["tenant"], "acme");
+    assert_eq!(entries[2]["detail"]["role"], "user");
+    assert!(
+        !page.to_string().contains(&user),
+        "a secret in the audit log"
     );
 }

@@ -237,7 +237,7 @@ pub async fn bootstrap_admin(
                 .await?
         });
         if known.is_none() {
-            create(
+            let (key, _) = create(
                 db,
                 "WARBLE_ADMIN_KEY",
                 Role::Admin,
@@ -245,6 +245,7 @@ pub async fn bootstrap_admin(
                 Some(secret),
             )
             .await?;
+            audit_startup(db, &key).await?;
         }
         return Ok(None);
     }
@@ -258,8 +259,15 @@ pub async fn bootstrap_admin(
     if admins.0 > 0 {
         return Ok(None);
     }
-    let (_, secret) = create(db, "first admin", Role::Admin, Some("admin"), None).await?;
+    let (key, secret) = create(db, "first admin", Role::Admin, Some("admin"), None).await?;
+    audit_startup(db, &key).await?;
     Ok(Some(secret))
+}
+
+/// Records a key made at start-up.
+async fn audit_startup(db: &Database, key: &ApiKey) -> Result<(), DbError> {
+    let detail = serde_json::json!({ "name": key.name, "role": key.role, "tenant": key.tenant });
+    crate::audit::record(db, "startup", "key.create", &key.id, detail).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! What the warble API and workers share: configuration, the database and its job records,
 //! the queue between them, object storage, and the transcript format.
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod filename;

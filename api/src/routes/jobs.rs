@@ -13,6 +13,7 @@ use warble_common::keys::Caller;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::audit;
 use crate::state::AppState;
 use crate::upload::Incoming;
 
@@ -462,5 +463,7 @@ pub async fn delete(
         .ok_or(ApiError::NotFound("job"))?;
     state.storage.delete(&stored.audio_key).await?;
     tracing::info!(job = %id, status = stored.job.status.as_str(), "job deleted");
+    let detail = serde_json::json!({ "tenant": stored.job.tenant, "status": stored.job.status });
+    audit::record(&state, &caller, "job.delete", &id, detail).await;
     Ok(Json(stored.job))
 }

@@ -10,6 +10,7 @@ use warble_common::keys::{self, ApiKey, Caller, Role};
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::audit;
 use crate::state::AppState;
 
 /// Longest key name or tenant.
@@ -71,6 +72,8 @@ pub async fn create(
     let (key, secret) =
         keys::create(&state.db, &new.name, new.role, new.tenant.as_deref(), None).await?;
     tracing::info!(by = %caller.key_id, key = %key.id, role = ?key.role, tenant = %key.tenant, "key created");
+    let detail = serde_json::json!({ "name": key.name, "role": key.role, "tenant": key.tenant });
+    audit::record(&state, &caller, "key.create", &key.id, detail).await;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }
 
@@ -110,5 +113,7 @@ pub async fn revoke(
         .await?
         .ok_or(ApiError::NotFound("key"))?;
     tracing::info!(by = %caller.key_id, key = %key.id, "key revoked");
+    let detail = serde_json::json!({ "name": key.name, "tenant": key.tenant });
+    audit::record(&state, &caller, "key.revoke", &key.id, detail).await;
     Ok(Json(key))
 }

@@ -1,5 +1,6 @@
 //! The HTTP routes.
 
+pub mod audit;
 pub mod health;
 pub mod jobs;
 pub mod keys;

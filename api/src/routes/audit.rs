@@ -1,0 +1,76 @@
+//! `GET /v1/audit`: the audit log (admin).
+
+use axum::extract::{Query, State};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use warble_common::audit::{self, Entry};
+use warble_common::keys::Caller;
+
+use crate::auth::require_admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Query of the audit listing.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub entries: Vec<Entry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The audit log, newest first (admin): keys made and revoked, jobs deleted.
+#[utoipa::path(get, path = "/v1/audit", tag = "keys", params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = AuditPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    require_admin(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be 1 to 500",
+        ));
+    }
+    let entries = audit::list(&state.db, query.cursor.as_deref(), limit).await?;
+    let next_cursor = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor,
+    }))
+}
+
+/// Records an action that already happened. A failure is logged, not returned: the action
+/// stands, and its answer (a key's only showing of its secret) must reach the caller.
+pub async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
+    if let Err(err) = audit::record(&state.db, &caller.key_id, action, target, detail).await {
+        tracing::error!(error = %err, action, target, "could not write the audit log");
+    }
+}
