@@ -199,3 +199,29 @@ async fn rate_limits_per_key_and_per_address() {
         assert_eq!(response.status(), 200, "client {n}");
     }
 }
+
+/// `worker run` checks `WARBLE_MODEL_SHA256` before loading: a mismatch stops it with the
+/// reason, the right digest lets it serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_refuses_a_model_with_the_wrong_checksum() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::local(dir.path());
+    let wrong = "0".repeat(64);
+    let output = std::process::Command::new(common::worker_bin())
+        .args(["run", "--model"])
+        .arg(common::model())
+        .env("WARBLE_MODEL_SHA256", &wrong)
+        .env("WARBLE_DATABASE_URL", &backends.database_url)
+        .env("WARBLE_STORAGE_URL", &backends.storage_url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to load it"), "{stderr}");
+
+    let digest = warble_common::hex(&sha2::Sha256::digest(
+        std::fs::read(common::model()).unwrap(),
+    ));
+    let _worker = common::start_worker_with(&backends, &[("WARBLE_MODEL_SHA256", &digest)]);
+}
