@@ -23,21 +23,35 @@ pub async fn require_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let secret = credential(request.headers());
-    let (caller, method) = match identify(&state, secret).await {
-        Ok(identified) => identified,
+    let identified = match identify(&state, secret).await {
         // Failed attempts count against the client's address: guessing keys is slow.
-        Err(err @ ApiError::Unauthorized(_)) => {
-            state.rate_limits.take_ip(&request)?;
+        Err(err @ ApiError::Unauthorized(_)) => state.rate_limits.take_ip(&request).and(Err(err)),
+        other => other,
+    };
+    let admitted = identified.and_then(|(caller, method)| {
+        let limits = state.rate_limits.take_key(&caller.key_id)?;
+        Ok((caller, method, limits))
+    });
+    let (caller, method, limits) = match admitted {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            drain(request).await;
             return Err(err);
         }
-        Err(err) => return Err(err),
     };
-    let limits = state.rate_limits.take_key(&caller.key_id)?;
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(method);
     let mut response = next.run(request).await;
     limits.apply(response.headers_mut());
     Ok(response)
+}
+
+/// Reads and drops what is left of a refused request's body, up to 1 MiB and 5 s, so that a
+/// client still sending a small upload reads the refusal instead of a reset connection
+/// (larger ones should send `Expect: 100-continue`, as curl does).
+async fn drain(request: Request) {
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), body).await;
 }
 
 /// The caller behind the request's key or token.

@@ -46,9 +46,8 @@ async fn credentials_are_checked_and_refusals_change_nothing(backends: Backends,
     assert_eq!(response.status(), 200);
 
     let raw = reqwest::Client::new();
-    // A small body: a refused request is answered before its body is read, so a client still
-    // writing a large one sees the connection closed (curl's `Expect: 100-continue` avoids
-    // that for uploads over 1 MB).
+    // A small body: a refused request's body is read (up to 1 MiB) before the answer, so the
+    // client reads the refusal; past that, a client still sending sees the connection close.
     let file = std::fs::read(fixture("audio/tts_us_m6.wav")).unwrap()[..8192].to_vec();
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no header", vec![]),
@@ -391,7 +390,7 @@ async fn tokens_stand_in_for_keys_and_forgeries_are_refused() {
                 (401, "unauthorized".into()),
                 "{name}"
             );
-            // (A small body: refusals come before the body is read.)
+            // (A small body, read in full before the refusal.)
             let form = reqwest::multipart::Form::new().part(
                 "file",
                 reqwest::multipart::Part::bytes(vec![0; 1024]).file_name("a.wav"),
