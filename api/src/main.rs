@@ -163,23 +163,23 @@ async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::R
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(key) = &args.admin_key {
+/// Refuses a configured secret too short to resist guessing.
+fn check_secret(name: &str, secret: Option<&str>) -> anyhow::Result<()> {
+    if let Some(secret) = secret {
         anyhow::ensure!(
-            key.len() >= keys::MIN_SECRET_LEN,
-            "WARBLE_ADMIN_KEY must be at least {} characters",
+            secret.len() >= keys::MIN_SECRET_LEN,
+            "{name} must be at least {} characters",
             keys::MIN_SECRET_LEN
         );
     }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    check_secret("WARBLE_ADMIN_KEY", args.admin_key.as_deref())?;
+    check_secret("WARBLE_JWT_SECRET", args.jwt_secret.as_deref())?;
     let jwt_secret = match &args.jwt_secret {
-        Some(secret) => {
-            anyhow::ensure!(
-                secret.len() >= keys::MIN_SECRET_LEN,
-                "WARBLE_JWT_SECRET must be at least {} characters",
-                keys::MIN_SECRET_LEN
-            );
-            secret.clone()
-        }
+        Some(secret) => secret.clone(),
         None => {
             tracing::warn!(
                 "WARBLE_JWT_SECRET is not set: tokens are signed with a key of this process only"

@@ -60,8 +60,7 @@ impl Buckets {
                 })
             }
             Err(not_until) => {
-                let wait =
-                    ceil_secs(not_until.wait_time_from(DefaultClock::default().now())).max(1);
+                let wait = ceil_secs(not_until.wait_time_from(self.limiter.clock().now())).max(1);
                 Err(ApiError::RateLimited(RateHeaders {
                     limit: self.burst,
                     remaining: 0,

@@ -6,7 +6,7 @@
 use tokio::io::AsyncWriteExt;
 use warble_audio::sniff::{self, Accepted};
 use warble_audio::{AudioError, Probe};
-use warble_common::storage::{Stored, Upload};
+use warble_common::storage::{self, Stored, Upload};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -30,8 +30,7 @@ impl Incoming {
     ) -> Result<Self, ApiError> {
         let accepted = sniff::check_declared(extension, content_type)
             .map_err(|refused| ApiError::UnsupportedMediaType(refused.0))?;
-        let spool = tempfile::NamedTempFile::new().map_err(internal)?;
-        let spool_writer = tokio::fs::File::from_std(spool.reopen().map_err(internal)?);
+        let (spool, spool_writer) = storage::local_copy().map_err(internal)?;
         let upload = state.storage.upload(key).await?;
         Ok(Self {
             accepted,

@@ -83,8 +83,8 @@ pub fn probe(
     })?;
     check_format(sample_rate, channels)?;
     let (duration_secs, duration_declared) = match declared {
-        Some(secs) if secs.is_finite() => (secs, true),
-        _ => {
+        Some(secs) => (secs, true),
+        None => {
             // No declared length (ADTS, some MP3s): add up the packets without decoding them.
             while let Some(packet) = next_packet(format.as_mut())? {
                 deadline.check()?;

@@ -140,6 +140,14 @@ impl Storage {
     }
 }
 
+/// A local temporary file for audio on its way in or out of the store (in `TMPDIR`), and an
+/// async writer to it. The file is removed when the first half drops.
+pub fn local_copy() -> std::io::Result<(tempfile::NamedTempFile, tokio::fs::File)> {
+    let file = tempfile::NamedTempFile::new()?;
+    let writer = tokio::fs::File::from_std(file.reopen()?);
+    Ok((file, writer))
+}
+
 /// An object being written: bytes go out in parts as they arrive, never all in memory, and
 /// the SHA-256 and size are computed on the way.
 pub struct Upload {

@@ -19,7 +19,7 @@ use warble_common::db::Database;
 use warble_common::filename;
 use warble_common::job::{self, JobError};
 use warble_common::queue::{Queue, TranscribeTask};
-use warble_common::storage::{Storage, StorageError};
+use warble_common::storage::{self, Storage, StorageError};
 use warble_common::transcript::{Segment, Transcript, Word};
 use warble_common::workers::{self, WorkerInfo};
 
@@ -307,9 +307,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let id = &stored.job.id;
     // The audio goes to a local file (streamed, never whole in memory) that the decoding
     // child reads; the file is removed when `local` drops.
-    let local = tempfile::NamedTempFile::new().map_err(|e| Failure::Transient(e.into()))?;
-    let mut file =
-        tokio::fs::File::from_std(local.reopen().map_err(|e| Failure::Transient(e.into()))?);
+    let (local, mut file) = storage::local_copy().map_err(|e| Failure::Transient(e.into()))?;
     match ctx.storage.download(&stored.audio_key, &mut file).await {
         Ok(_) => drop(file),
         Err(StorageError::NotFound(_)) => {

@@ -9,6 +9,7 @@ use warble_common::keys::Caller;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::page;
 use crate::state::AppState;
 
 /// Query of the audit listing.
@@ -44,17 +45,9 @@ pub async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     require_admin(&caller)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be 1 to 500",
-        ));
-    }
+    let limit = page::limit(query.limit, 100, 500)?;
     let entries = audit::list(&state.db, query.cursor.as_deref(), limit).await?;
-    let next_cursor = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id.clone()))
-        .flatten();
+    let next_cursor = page::next_cursor(&entries, limit, |e| &e.id);
     Ok(Json(AuditPage {
         entries,
         next_cursor,

@@ -13,7 +13,7 @@ use warble_common::keys::Caller;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::audit;
+use crate::routes::{audit, page};
 use crate::state::AppState;
 use crate::upload::Incoming;
 
@@ -419,13 +419,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be 1 to 100",
-        ));
-    }
+    let limit = page::limit(query.limit, 20, 100)?;
     let jobs = job::list(
         &state.db,
         caller.scope(),
@@ -434,9 +428,7 @@ pub async fn list(
         limit,
     )
     .await?;
-    let next_cursor = (jobs.len() == limit as usize)
-        .then(|| jobs.last().map(|j| j.id.clone()))
-        .flatten();
+    let next_cursor = page::next_cursor(&jobs, limit, |j| &j.id);
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 

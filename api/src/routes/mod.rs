@@ -4,5 +4,6 @@ pub mod audit;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod page;
 pub mod token;
 pub mod workers;
