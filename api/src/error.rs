@@ -52,6 +52,9 @@ pub enum ApiError {
     /// Too many requests; the headers say when to come back.
     #[error("too many requests; retry after {} s", .0.reset)]
     RateLimited(crate::rate_limit::RateHeaders),
+    /// The caller's key is over one of its quotas.
+    #[error(transparent)]
+    Quota(#[from] warble_common::quota::QuotaExceeded),
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -61,6 +64,20 @@ pub enum ApiError {
     /// Object storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A query string that does not parse: 400 `invalid_query`.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// A JSON body that does not parse or fit: 400 `invalid_body`.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self::bad_request("invalid_body", rejection.body_text())
+    }
 }
 
 impl ApiError {
@@ -152,6 +169,16 @@ impl IntoResponse for ApiError {
                 let headers = response.headers_mut();
                 limits.apply(headers);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(limits.reset));
+                response
+            }
+            Self::Quota(exceeded) => {
+                let mut response =
+                    error_response(StatusCode::TOO_MANY_REQUESTS, exceeded.code(), message);
+                if let Some(secs) = exceeded.retry_after(chrono::Utc::now()) {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
                 response
             }
             Self::Internal(detail) => {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod hardening;
+pub mod json;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -32,7 +33,7 @@ pub use sweeper::spawn_sweeper;
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
         routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
-        routes::token::issue, routes::audit::list, routes::workers::list, routes::health::health,
+        routes::keys::set_quotas, routes::usage::usage, routes::token::issue, routes::audit::list, routes::workers::list, routes::health::health,
         routes::health::ready,
     ),
     modifiers(&Security),
@@ -40,6 +41,7 @@ pub use sweeper::spawn_sweeper;
     tags(
         (name = "jobs", description = "Transcription jobs"),
         (name = "keys", description = "API keys (admin)"),
+        (name = "usage", description = "Usage against the key's quotas"),
         (name = "auth", description = "Short-lived tokens"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
@@ -101,6 +103,11 @@ pub fn app(state: AppState) -> Router {
             get(routes::keys::list).post(routes::keys::create),
         )
         .route("/v1/keys/{id}", axum::routing::delete(routes::keys::revoke))
+        .route(
+            "/v1/keys/{id}/quotas",
+            axum::routing::put(routes::keys::set_quotas),
+        )
+        .route("/v1/usage", get(routes::usage::usage))
         .route("/v1/workers", get(routes::workers::list))
         .route("/v1/auth/token", axum::routing::post(routes::token::issue))
         .route("/v1/audit", get(routes::audit::list))
@@ -126,6 +133,13 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(routes::health::ready))
         .fallback(|| async {
             error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+        })
+        .method_not_allowed_fallback(|| async {
+            error::error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
         .layer(TraceLayer::new_for_http())
         .layer(hardening::cors(&state.cors_origins));

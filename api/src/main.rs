@@ -10,6 +10,7 @@ use warble_common::config::{AudioArgs, DatabaseArgs, PlatformArgs};
 use warble_common::db::Database;
 use warble_common::keys::{self, Role};
 use warble_common::queue::Queue;
+use warble_common::quota::{MAX_QUOTA, QuotaArgs, Quotas};
 
 /// warble API server
 #[derive(Debug, Parser)]
@@ -48,6 +49,20 @@ enum KeysCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Set a key's quotas; a quota not given is no limit.
+    Quotas {
+        /// The key's id.
+        id: String,
+        /// Jobs queued or running at once.
+        #[arg(long)]
+        concurrent_jobs: Option<u32>,
+        /// Seconds of audio per UTC day.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(..=MAX_QUOTA))]
+        audio_seconds_per_day: Option<u64>,
+        /// Largest upload, bytes.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(..=MAX_QUOTA))]
+        upload_bytes: Option<u64>,
+    },
     /// List the keys (never their secrets).
     List,
     /// Revoke a key by id.
@@ -69,6 +84,8 @@ struct ServeArgs {
     platform: PlatformArgs,
     #[command(flatten)]
     audio: AudioArgs,
+    #[command(flatten)]
+    quotas: QuotaArgs,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -129,20 +146,33 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(database = db.kind(), "migrations applied");
             Ok(())
         }
-        Command::Keys(command) => manage_keys(&cli.serve.platform.database, command).await,
+        Command::Keys(command) => {
+            let defaults = cli.serve.quotas.defaults();
+            manage_keys(&cli.serve.platform.database, defaults, command).await
+        }
         Command::Serve => serve(cli.serve).await,
     }
 }
 
 /// `api keys ...`: straight on the database, for operators.
-async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::Result<()> {
+async fn manage_keys(
+    database: &DatabaseArgs,
+    defaults: Quotas,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
     let db = Database::connect(database).await?;
     db.migrate().await.context("migrating")?;
     match command {
         KeysCommand::Create { name, role, tenant } => {
-            let (key, secret) = keys::create(&db, &name, role, tenant.as_deref(), None).await?;
-            let detail =
-                serde_json::json!({ "name": key.name, "role": key.role, "tenant": key.tenant });
+            let quotas = match role {
+                Role::Admin => Quotas::default(),
+                Role::User => defaults,
+            };
+            let (key, secret) =
+                keys::create(&db, &name, role, tenant.as_deref(), quotas, None).await?;
+            let detail = serde_json::json!({
+                "name": key.name, "role": key.role, "tenant": key.tenant, "quotas": key.quotas,
+            });
             audit::record(&db, "cli", "key.create", &key.id, detail).await?;
             println!("{}", serde_json::json!({ "key": key, "secret": secret }));
         }
@@ -150,6 +180,25 @@ async fn manage_keys(database: &DatabaseArgs, command: KeysCommand) -> anyhow::R
             for key in keys::list(&db).await? {
                 println!("{}", serde_json::to_string(&key)?);
             }
+        }
+        KeysCommand::Quotas {
+            id,
+            concurrent_jobs,
+            audio_seconds_per_day,
+            upload_bytes,
+        } => {
+            let quotas = Quotas {
+                concurrent_jobs,
+                audio_seconds_per_day,
+                upload_bytes,
+            };
+            let Some(before) = warble_common::quota::set(&db, &id, quotas).await? else {
+                anyhow::bail!("no key {id}");
+            };
+            let detail = serde_json::json!({ "before": before, "after": quotas });
+            audit::record(&db, "cli", "quota.update", &id, detail).await?;
+            let key = keys::get(&db, &id).await?.context("the key disappeared")?;
+            println!("{}", serde_json::to_string(&key)?);
         }
         KeysCommand::Revoke { id } => match keys::revoke(&db, &id).await? {
             Some(key) => {
@@ -203,6 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue,
         max_upload_bytes: args.max_upload_bytes,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
+        default_quotas: args.quotas.defaults(),
         cors_origins: args.cors_origins.clone(),
         rate_limits: api::rate_limit::RateLimits::new(
             args.rate_limit_per_minute,

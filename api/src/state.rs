@@ -18,6 +18,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Longest accepted audio, seconds.
     pub max_audio_seconds: f64,
+    /// Quotas new user keys start with.
+    pub default_quotas: warble_common::quota::Quotas,
     /// Request rate limits.
     pub rate_limits: crate::rate_limit::RateLimits,
     /// Issues and verifies tokens.

@@ -6,10 +6,44 @@
 use tokio::io::AsyncWriteExt;
 use warble_audio::sniff::{self, Accepted};
 use warble_audio::{AudioError, Probe};
+use warble_common::quota::QuotaExceeded;
 use warble_common::storage::{self, Stored, Upload};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// How many bytes one upload may carry: the server's limit, or the key's quota if smaller.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimit {
+    /// The limit.
+    pub bytes: u64,
+    by_quota: bool,
+}
+
+impl UploadLimit {
+    /// The smaller of the server's limit and the key's quota.
+    pub fn new(server: u64, quota: Option<u64>) -> Self {
+        match quota {
+            Some(quota) if quota < server => Self {
+                bytes: quota,
+                by_quota: true,
+            },
+            _ => Self {
+                bytes: server,
+                by_quota: false,
+            },
+        }
+    }
+
+    /// The answer to an upload over it: 413 for the server's limit, 429 for a key's quota.
+    pub fn refusal(self) -> ApiError {
+        if self.by_quota {
+            ApiError::Quota(QuotaExceeded::UploadBytes { limit: self.bytes })
+        } else {
+            ApiError::too_large(self.bytes)
+        }
+    }
+}
 
 /// A file part being received.
 pub struct Incoming {
@@ -41,9 +75,9 @@ impl Incoming {
     }
 
     /// Appends a chunk, refusing to go past the upload limit.
-    pub async fn write(&mut self, chunk: &[u8], limit: u64) -> Result<(), ApiError> {
-        if self.upload.bytes() + chunk.len() as u64 > limit {
-            return Err(ApiError::too_large(limit));
+    pub async fn write(&mut self, chunk: &[u8], limit: UploadLimit) -> Result<(), ApiError> {
+        if self.upload.bytes() + chunk.len() as u64 > limit.bytes {
+            return Err(limit.refusal());
         }
         self.spool_writer.write_all(chunk).await.map_err(internal)?;
         self.upload.write(chunk).await?;

@@ -6,8 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{ADMIN_KEY, Api, Backends, error_of, fixture};
-use reqwest::StatusCode;
+use common::{ADMIN_KEY, Api, Backends, error_of, fixture, make_key};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -16,28 +15,6 @@ on_both_databases!(
     users_cannot_use_admin_routes,
     admin_actions_are_audited,
 );
-
-/// Makes a key through the admin endpoint; returns `(id, secret)`.
-async fn make_key(api: &Api, name: &str, role: &str, tenant: Option<&str>) -> (String, String) {
-    let mut body = json!({ "name": name, "role": role });
-    if let Some(tenant) = tenant {
-        body["tenant"] = json!(tenant);
-    }
-    let response = api
-        .client
-        .post(api.url("/v1/keys"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let created: Value = response.json().await.unwrap();
-    assert!(created["key"].get("sha256").is_none());
-    (
-        created["key"]["id"].as_str().unwrap().to_string(),
-        created["secret"].as_str().unwrap().to_string(),
-    )
-}
 
 async fn credentials_are_checked_and_refusals_change_nothing(backends: Backends, _dir: &Path) {
     let api = Api::start(&backends);
@@ -184,6 +161,11 @@ async fn users_cannot_use_admin_routes(backends: Backends, _dir: &Path) {
             .json(&json!({"name": "x", "role": "admin"})),
         api.client.delete(api.url(&format!("/v1/keys/{admin_id}"))),
         api.client.get(api.url("/v1/workers")),
+        api.client
+            .put(api.url(&format!("/v1/keys/{admin_id}/quotas")))
+            .json(&json!({"concurrent_jobs": null})),
+        api.client
+            .get(api.url(&format!("/v1/usage?key_id={admin_id}"))),
     ];
     for call in calls {
         let response = call.send().await.unwrap();
@@ -441,7 +423,7 @@ async fn admin_actions_are_audited(backends: Backends, _dir: &Path) {
             ("key.revoke".to_string(), id.clone()),
             ("job.delete".to_string(), job.clone()),
             ("key.create".to_string(), id.clone()),
-            ("key.create".to_string(), admin_key),
+            ("key.create".to_string(), admin_key.clone()),
         ]
     );
     let entries = page["entries"].as_array().unwrap();
@@ -453,4 +435,10 @@ async fn admin_actions_are_audited(backends: Backends, _dir: &Path) {
         !page.to_string().contains(&user),
         "a secret in the audit log"
     );
+    // An admin cannot revoke the key it calls with, and nothing is recorded.
+    let response = api.delete(&format!("/v1/keys/{admin_key}")).await;
+    assert_eq!(error_of(response).await, (409, "own_key".into()));
+    let after = api.get_json("/v1/audit?limit=10").await;
+    assert_eq!(after["entries"].as_array().unwrap().len(), 4);
+    assert_eq!(api.get("/v1/keys").await.status(), 200);
 }

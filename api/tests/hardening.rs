@@ -225,3 +225,133 @@ async fn the_worker_refuses_a_model_with_the_wrong_checksum() {
     ));
     let _worker = common::start_worker_with(&backends, &[("WARBLE_MODEL_SHA256", &digest)]);
 }
+
+/// Error bodies, 4xx and 5xx alike, name no file path, storage URI, SQL or code location:
+/// with storage broken (local files, then S3, whose errors carry full URLs) and across the
+/// client errors of every route.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_bodies_never_leak_internals() {
+    let speech = common::fixture("audio/tts_us_m6.wav");
+    for s3 in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let backends = if s3 {
+            Backends::s3(dir.path()).await
+        } else {
+            Backends::local(dir.path())
+        };
+        let api = Api::start(&backends);
+        let job = api.submit_ok(&speech).await;
+        let mut bodies = Vec::new();
+        for (method, path, body) in [
+            ("GET", "/v1/jobs?limit=abc", None),
+            ("GET", "/v1/jobs?status=lost", None),
+            ("GET", "/v1/jobs/..%2F..%2Fetc%2Fpasswd", None),
+            ("GET", "/v1/jobs/%00/transcript?format=pdf", None),
+            ("GET", &format!("/v1/jobs/{job}/transcript"), None),
+            ("GET", "/v1/usage?key_id=nobody", None),
+            ("GET", "/v1/audit?cursor=%27%3B--", None),
+            ("POST", "/v1/keys", Some("{\"name\":")),
+            ("POST", "/v1/keys", Some("[1,2]")),
+            ("PUT", "/v1/keys/x/quotas", Some("{\"upload_bytes\":-1}")),
+            ("DELETE", "/v1/keys/%27%20OR%201%3D1", None),
+            ("PATCH", "/v1/jobs", None),
+        ] {
+            let mut request = api
+                .client
+                .request(method.parse().unwrap(), api.url(path))
+                .header("content-type", "application/json");
+            if let Some(body) = body {
+                request = request.body(body);
+            }
+            let response = request.send().await.unwrap();
+            assert!(!response.status().is_server_error(), "{method} {path}");
+            bodies.push(response.text().await.unwrap());
+        }
+        // Storage breaks: the blob directory becomes a file, the bucket disappears.
+        std::fs::remove_dir_all(&backends.objects).unwrap();
+        std::fs::write(&backends.objects, b"not a directory").unwrap();
+        let response = api.submit(&speech, &[], None).await;
+        assert_eq!(response.status(), 503, "s3={s3}");
+        bodies.push(response.text().await.unwrap());
+        bodies.push(api.get("/ready").await.text().await.unwrap());
+
+        let forbidden = [
+            dir.path().to_str().unwrap(),
+            "/tmp",
+            "file:",
+            "s3:",
+            "http:",
+            "127.0.0.1",
+            "warble-test",
+            "audio/",
+            "sqlite",
+            "postgres",
+            "select ",
+            "insert ",
+            "warble_",
+            ".rs:",
+            "panicked",
+            "object_store",
+            "os error",
+            "no such",
+        ];
+        for body in &bodies {
+            let lower = body.to_lowercase();
+            for word in forbidden {
+                assert!(!lower.contains(word), "s3={s3}: {word:?} leaked: {body}");
+            }
+            assert!(body.starts_with('{'), "not JSON: {body}");
+        }
+    }
+}
+
+/// Swagger UI works under our Content-Security-Policy: a headless Chromium loads `/docs/`
+/// from the real server and, its scripts allowed to run, renders every path of the spec.
+#[tokio::test(flavor = "multi_thread")]
+async fn swagger_ui_renders_under_the_csp() {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| out.status.success())
+        })
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed (`.ci/run` installs it)"
+        );
+        eprintln!("skipped: chromium is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(&Backends::local(dir.path()));
+    let spec: serde_json::Value = api.get_json("/openapi.json").await;
+    let url = api.url("/docs/");
+    let profile = dir.path().join("chromium");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(["--virtual-time-budget=10000", "--dump-dom", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let paths = spec["paths"].as_object().unwrap();
+    for path in paths.keys() {
+        assert!(
+            dom.contains(&format!("data-path=\"{path}\"")),
+            "Swagger UI did not render {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -12,6 +12,7 @@ use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
+use crate::quota::{self, QuotaExceeded, Quotas};
 use crate::with_pool;
 
 /// Where a job is in its life.
@@ -195,6 +196,10 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The submitting key's tenant.
     pub tenant: String,
+    /// The submitting key, charged for the job.
+    pub key_id: String,
+    /// That key's quotas.
+    pub quotas: Quotas,
 }
 
 /// Outcome of [`insert`].
@@ -204,6 +209,8 @@ pub enum Inserted {
     Created(StoredJob),
     /// The idempotency key was used before: this is the job it made.
     Existing(StoredJob),
+    /// Nothing recorded: the job would break this quota of its key.
+    OverQuota(QuotaExceeded),
 }
 
 /// The storage key for a job's audio.
@@ -211,44 +218,79 @@ pub fn audio_key(id: Ulid) -> String {
     format!("audio/{id}")
 }
 
-/// Records a new queued job, or returns the one an earlier request with the same idempotency
-/// key made.
+/// Records a new queued job and charges it to its key, or returns the one an earlier request
+/// with the same idempotency key made, or refuses it over a quota. One transaction: its first
+/// statement adds the job to the key's usage row, which locks the row (on SQLite, the
+/// database), so a key's concurrent submissions on any replica are counted one after the
+/// other and a refused or duplicate job leaves no trace.
 pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
          audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs, \
-         tenant) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+         tenant, key_id) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
     );
     let metadata = new.metadata.as_ref().map(|m| m.to_string());
-    let inserted: Option<JobRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql)
-            .bind(new.id.to_string())
-            .bind(&new.decoder)
-            .bind(&metadata)
-            .bind(&new.filename)
-            .bind(&new.content_type)
-            .bind(&new.audio_key)
-            .bind(&new.audio_sha256)
-            .bind(new.audio_bytes as i64)
-            .bind(&new.idempotency_key)
-            .bind(Utc::now())
-            .bind(new.duration)
-            .bind(&new.tenant)
-            .fetch_optional(pool)
-            .await?
+    let seconds = new.duration.unwrap_or(0.0);
+    let (day, _) = quota::day_of(Utc::now());
+    let outcome: Result<Option<JobRow>, QuotaExceeded> = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let (used_after,): (f64,) = sqlx::query_as(
+            "INSERT INTO warble_usage (key_id, day, jobs, audio_seconds) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (key_id, day) DO UPDATE SET jobs = warble_usage.jobs + 1, \
+             audio_seconds = warble_usage.audio_seconds + excluded.audio_seconds \
+             RETURNING audio_seconds",
+        )
+        .bind(&new.key_id)
+        .bind(day.to_string())
+        .bind(seconds)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (active,): (i64,) = sqlx::query_as(quota::ACTIVE_JOBS)
+            .bind(&new.key_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        match quota::over(new.quotas, active.max(0) as u64, used_after - seconds, seconds) {
+            Err(exceeded) => Err(exceeded),
+            Ok(()) => {
+                let row: Option<JobRow> = sqlx::query_as(sql)
+                    .bind(new.id.to_string())
+                    .bind(&new.decoder)
+                    .bind(&metadata)
+                    .bind(&new.filename)
+                    .bind(&new.content_type)
+                    .bind(&new.audio_key)
+                    .bind(&new.audio_sha256)
+                    .bind(new.audio_bytes as i64)
+                    .bind(&new.idempotency_key)
+                    .bind(Utc::now())
+                    .bind(new.duration)
+                    .bind(&new.tenant)
+                    .bind(&new.key_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if row.is_some() {
+                    tx.commit().await?;
+                }
+                Ok(row)
+            }
+        }
+        // Dropping `tx` uncommitted rolls the charge back.
     });
-    if let Some(row) = inserted {
-        return Ok(Inserted::Created(row.into()));
+    match outcome {
+        Ok(Some(row)) => Ok(Inserted::Created(row.into())),
+        Err(exceeded) => Ok(Inserted::OverQuota(exceeded)),
+        Ok(None) => {
+            let key = new.idempotency_key.as_deref().unwrap_or_default();
+            // The conflict can only come from the idempotency key, so the row exists.
+            find_by_idempotency_key(db, key)
+                .await?
+                .map(Inserted::Existing)
+                .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
+        }
     }
-    let key = new.idempotency_key.as_deref().unwrap_or_default();
-    let existing = find_by_idempotency_key(db, key).await?;
-    // The conflict can only come from the idempotency key, so the row exists.
-    existing
-        .map(Inserted::Existing)
-        .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))
 }
 
 /// The job an earlier request with this `Idempotency-Key` made.

@@ -12,6 +12,7 @@ use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
+use crate::quota::{QuotaRow, Quotas};
 use crate::with_pool;
 
 /// What a key may do.
@@ -61,6 +62,8 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     /// When it was revoked; a revoked key is refused.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its limits.
+    pub quotas: Quotas,
 }
 
 /// Who is calling, once their key or token is checked.
@@ -111,6 +114,8 @@ struct KeyRow {
     prefix: String,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    quotas: QuotaRow,
 }
 
 impl From<KeyRow> for ApiKey {
@@ -123,6 +128,7 @@ impl From<KeyRow> for ApiKey {
             prefix: row.prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
+            quotas: row.quotas.into(),
         }
     }
 }
@@ -130,7 +136,8 @@ impl From<KeyRow> for ApiKey {
 /// The columns of [`KeyRow`], as a literal so that queries stay `&'static str`.
 macro_rules! key_columns {
     () => {
-        "id, name, role, tenant, prefix, created_at, revoked_at"
+        "id, name, role, tenant, prefix, created_at, revoked_at, quota_concurrent_jobs, \
+         quota_audio_seconds_per_day, quota_upload_bytes"
     };
 }
 
@@ -141,6 +148,7 @@ pub async fn create(
     name: &str,
     role: Role,
     tenant: Option<&str>,
+    quotas: Quotas,
     secret: Option<&str>,
 ) -> Result<(ApiKey, String), DbError> {
     let secret = secret.map_or_else(generate, str::to_string);
@@ -153,11 +161,13 @@ pub async fn create(
         prefix: secret.chars().take(PREFIX_LEN).collect(),
         created_at: Utc::now(),
         revoked_at: None,
+        quotas,
     };
     with_pool!(db, pool => {
         sqlx::query(
-            "INSERT INTO warble_api_keys (id, name, role, tenant, prefix, sha256, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO warble_api_keys (id, name, role, tenant, prefix, sha256, created_at, \
+             quota_concurrent_jobs, quota_audio_seconds_per_day, quota_upload_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -166,6 +176,9 @@ pub async fn create(
         .bind(&key.prefix)
         .bind(hash(&secret))
         .bind(key.created_at)
+        .bind(quotas.concurrent_jobs.map(i64::from))
+        .bind(quotas.audio_seconds_per_day.map(|v| v as i64))
+        .bind(quotas.upload_bytes.map(|v| v as i64))
         .execute(pool)
         .await
         .map(|_| ())?
@@ -184,6 +197,19 @@ pub async fn list(db: &Database) -> Result<Vec<ApiKey>, DbError> {
         sqlx::query_as(sql).fetch_all(pool).await?
     });
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// One key by id.
+pub async fn get(db: &Database, id: &str) -> Result<Option<ApiKey>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM warble_api_keys WHERE id = $1"
+    );
+    let row: Option<KeyRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql).bind(id).fetch_optional(pool).await?
+    });
+    Ok(row.map(Into::into))
 }
 
 /// Revokes a key (again is a no-op) and returns it; `None` if there is no such key.
@@ -242,6 +268,7 @@ pub async fn bootstrap_admin(
                 "WARBLE_ADMIN_KEY",
                 Role::Admin,
                 Some("admin"),
+                Quotas::default(),
                 Some(secret),
             )
             .await?;
@@ -259,7 +286,15 @@ pub async fn bootstrap_admin(
     if admins.0 > 0 {
         return Ok(None);
     }
-    let (key, secret) = create(db, "first admin", Role::Admin, Some("admin"), None).await?;
+    let (key, secret) = create(
+        db,
+        "first admin",
+        Role::Admin,
+        Some("admin"),
+        Quotas::default(),
+        None,
+    )
+    .await?;
     audit_startup(db, &key).await?;
     Ok(Some(secret))
 }

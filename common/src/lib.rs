@@ -8,6 +8,7 @@ pub mod filename;
 pub mod job;
 pub mod keys;
 pub mod queue;
+pub mod quota;
 pub mod signal;
 pub mod storage;
 pub mod transcript;

@@ -14,8 +14,10 @@ use crate::state::AppState;
 
 /// Query of the audit listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -44,7 +46,7 @@ pub async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     require_admin(&caller)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(query) = query?;
     let limit = page::limit(query.limit, 100, 500)?;
     let entries = audit::list(&state.db, query.cursor.as_deref(), limit).await?;
     let next_cursor = page::next_cursor(&entries, limit, |e| &e.id);

@@ -10,12 +10,13 @@ use utoipa::{IntoParams, ToSchema};
 use warble_common::filename;
 use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
 use warble_common::keys::Caller;
+use warble_common::quota;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{audit, page};
 use crate::state::AppState;
-use crate::upload::Incoming;
+use crate::upload::{Incoming, UploadLimit};
 
 /// Largest `metadata` object, bytes of JSON.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -33,9 +34,10 @@ pub struct SubmitForm {
     /// The audio file.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// `tdt`, `rnnt` or `ctc`; default: the model's main decoder.
+    /// `tdt`, `rnnt` or `ctc`; default (also when empty): the model's main decoder.
+    #[schema(pattern = "^(tdt|rnnt|ctc)?$")]
     decoder: Option<String>,
-    /// A JSON object (at most 16 KB) returned with the job.
+    /// A JSON object (at most 16 KB) returned with the job; empty is none.
     metadata: Option<String>,
 }
 
@@ -52,7 +54,7 @@ pub struct SubmitForm {
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body(content = SubmitForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the same job (up to 255 characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the same key returns the same job (1 to 255 visible ASCII characters)")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
@@ -60,6 +62,7 @@ pub struct SubmitForm {
         (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not an accepted format, or the name, type and content disagree", body = ErrorBody),
         (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, or over a quota of the key: `quota_concurrent_jobs`, `quota_audio_seconds` (with `Retry-After`), `quota_upload_bytes`", body = ErrorBody),
         (status = 503, description = "Database or storage unavailable", body = ErrorBody),
     )
 )]
@@ -82,19 +85,34 @@ pub async fn submit(
         discard(&mut multipart, state.max_upload_bytes).await;
         return Ok(accepted(&existing.job, true));
     }
+    // Refused before reading: no point receiving what cannot be kept.
+    let quotas = quota::of(&state.db, &caller.key_id)
+        .await?
+        .unwrap_or_default();
+    let limit = UploadLimit::new(state.max_upload_bytes, quotas.upload_bytes);
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && length > state.max_upload_bytes + FORM_OVERHEAD as u64
+        && length > limit.bytes + FORM_OVERHEAD as u64
     {
-        // Refused before reading: no point receiving what cannot be kept.
-        return Err(ApiError::too_large(state.max_upload_bytes));
+        return Err(limit.refusal());
     }
+    quota::precheck(&state.db, &caller.key_id, quotas)
+        .await?
+        .map_err(ApiError::Quota)?;
     let id = Ulid::generate();
     let audio_key = job::audio_key(id);
     let mut form = Form::default();
     let mut incoming: Option<Incoming> = None;
-    let read = read_form(&state, &mut multipart, &audio_key, &mut form, &mut incoming).await;
+    let read = read_form(
+        &state,
+        &mut multipart,
+        limit,
+        &audio_key,
+        &mut form,
+        &mut incoming,
+    )
+    .await;
     let (stored, probe) = match (read, incoming) {
         (Ok(()), Some(incoming)) => incoming.finish(&state).await?,
         (Ok(()), None) => {
@@ -125,6 +143,8 @@ pub async fn submit(
         duration: Some(probe.duration_secs),
         idempotency_key,
         tenant: caller.tenant.clone(),
+        key_id: caller.key_id.clone(),
+        quotas,
     };
     let inserted = match job::insert(&state.db, &new).await {
         Ok(inserted) => inserted,
@@ -135,6 +155,10 @@ pub async fn submit(
         }
     };
     match inserted {
+        Inserted::OverQuota(exceeded) => {
+            state.storage.delete(&audio_key).await?;
+            Err(ApiError::Quota(exceeded))
+        }
         Inserted::Existing(existing) => {
             // A concurrent request with the same key won; ours is a duplicate.
             state.storage.delete(&audio_key).await?;
@@ -166,6 +190,7 @@ struct Form {
 async fn read_form(
     state: &AppState,
     multipart: &mut Multipart,
+    limit: UploadLimit,
     audio_key: &str,
     form: &mut Form,
     incoming: &mut Option<Incoming>,
@@ -192,11 +217,15 @@ async fn read_form(
                     .await?,
                 );
                 while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                    target.write(&chunk, state.max_upload_bytes).await?;
+                    target.write(&chunk, limit).await?;
                 }
             }
+            // An empty field is one left blank in a form: not given.
             "decoder" => {
                 let value = small_text(&mut field, 64).await?;
+                if value.is_empty() {
+                    continue;
+                }
                 if !DECODERS.contains(&value.as_str()) {
                     return Err(ApiError::bad_request(
                         "invalid_decoder",
@@ -207,6 +236,9 @@ async fn read_form(
             }
             "metadata" => {
                 let value = small_text(&mut field, MAX_METADATA_BYTES).await?;
+                if value.is_empty() {
+                    continue;
+                }
                 match serde_json::from_str::<serde_json::Value>(&value) {
                     Ok(object @ serde_json::Value::Object(_)) => form.metadata = Some(object),
                     _ => {
@@ -322,9 +354,11 @@ pub async fn get(
 
 /// `?format=` of the transcript route.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TranscriptQuery {
     /// `json` (default), `text`, `srt` or `vtt`.
     #[serde(default)]
+    #[param(inline, required = false)]
     pub format: Format,
 }
 
@@ -341,6 +375,7 @@ pub struct TranscriptQuery {
             (String = "text/vtt"),
         )),
         (status = 404, description = "No such job", body = ErrorBody),
+        (status = 400, description = "`invalid_format`: not one of the formats", body = ErrorBody),
         (status = 409, description = "The job has not succeeded", body = ErrorBody),
         (status = 410, description = "The transcript was deleted", body = ErrorBody),
     )
@@ -385,10 +420,12 @@ pub async fn transcript(
 
 /// Query of the list route.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs in this state.
     pub status: Option<JobStatus>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -418,7 +455,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(query) = query?;
     let limit = page::limit(query.limit, 20, 100)?;
     let jobs = job::list(
         &state.db,

@@ -1,15 +1,16 @@
 //! `/v1/keys`: admins make, list and revoke API keys.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warble_common::keys::{self, ApiKey, Caller, Role};
+use warble_common::quota::{self, Quotas};
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};
+use crate::json::{JsonObject, optional_object};
 use crate::routes::audit;
 use crate::state::AppState;
 
@@ -20,13 +21,26 @@ const MAX_NAME: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
-    /// For people, 1 to 100 characters.
+    /// For people, 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub name: String,
     /// `admin` or `user`.
     pub role: Role,
     /// The tenant its jobs belong to (share one between keys to rotate them); default: a new
-    /// tenant of its own.
+    /// tenant of its own. 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub tenant: Option<String>,
+    /// Its limits; default: the server's defaults for user keys, none for admin keys.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub quotas: Option<Quotas>,
 }
 
 /// A new key and its secret, which is shown only this once.
@@ -57,10 +71,10 @@ pub struct KeyList {
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Result<Json<NewKey>, JsonRejection>,
+    body: Result<JsonObject<NewKey>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     require_admin(&caller)?;
-    let Json(new) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    let JsonObject(new) = body?;
     let valid =
         |s: &str| (1..=MAX_NAME).contains(&s.chars().count()) && !s.chars().any(char::is_control);
     if !valid(&new.name) || !new.tenant.as_deref().is_none_or(valid) {
@@ -69,10 +83,23 @@ pub async fn create(
             format!("name and tenant must be 1 to {MAX_NAME} characters, no control characters"),
         ));
     }
-    let (key, secret) =
-        keys::create(&state.db, &new.name, new.role, new.tenant.as_deref(), None).await?;
+    let quotas = new.quotas.unwrap_or(match new.role {
+        Role::Admin => Quotas::default(),
+        Role::User => state.default_quotas,
+    });
+    let (key, secret) = keys::create(
+        &state.db,
+        &new.name,
+        new.role,
+        new.tenant.as_deref(),
+        quotas,
+        None,
+    )
+    .await?;
     tracing::info!(by = %caller.key_id, key = %key.id, role = ?key.role, tenant = %key.tenant, "key created");
-    let detail = serde_json::json!({ "name": key.name, "role": key.role, "tenant": key.tenant });
+    let detail = serde_json::json!({
+        "name": key.name, "role": key.role, "tenant": key.tenant, "quotas": key.quotas,
+    });
     audit::record(&state, &caller, "key.create", &key.id, detail).await;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }
@@ -94,7 +121,9 @@ pub async fn list(
     }))
 }
 
-/// Revoke a key (admin). It is refused from then on; its jobs stay.
+/// Revoke a key (admin). It is refused from then on; its jobs stay. An admin cannot revoke
+/// the key it calls with (use another admin key, or `api keys revoke`), so nobody locks
+/// themselves out by mistake.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "Key id")),
     responses(
@@ -102,6 +131,7 @@ pub async fn list(
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "`own_key`: the key making the request", body = ErrorBody),
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -109,11 +139,48 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
     require_admin(&caller)?;
+    if id == caller.key_id {
+        return Err(ApiError::Conflict {
+            code: "own_key",
+            message: "a key cannot revoke itself; use another admin key".into(),
+        });
+    }
     let key = keys::revoke(&state.db, &id)
         .await?
         .ok_or(ApiError::NotFound("key"))?;
     tracing::info!(by = %caller.key_id, key = %key.id, "key revoked");
     let detail = serde_json::json!({ "name": key.name, "tenant": key.tenant });
     audit::record(&state, &caller, "key.revoke", &key.id, detail).await;
+    Ok(Json(key))
+}
+
+/// Set a key's quotas (admin). The body replaces them all; `null` is no limit. Takes effect
+/// on the key's next submission; jobs already accepted are not touched.
+#[utoipa::path(put, path = "/v1/keys/{id}/quotas", tag = "keys", request_body = Quotas,
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 200, description = "The key with its new quotas", body = ApiKey),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+    ))]
+pub async fn set_quotas(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<JsonObject<Quotas>, ApiError>,
+) -> Result<Json<ApiKey>, ApiError> {
+    require_admin(&caller)?;
+    let JsonObject(quotas) = body?;
+    let before = quota::set(&state.db, &id, quotas)
+        .await?
+        .ok_or(ApiError::NotFound("key"))?;
+    tracing::info!(by = %caller.key_id, key = %id, ?quotas, "quotas changed");
+    let detail = serde_json::json!({ "before": before, "after": quotas });
+    audit::record(&state, &caller, "quota.update", &id, detail).await;
+    let key = keys::get(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("key"))?;
     Ok(Json(key))
 }

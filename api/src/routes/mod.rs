@@ -6,4 +6,5 @@ pub mod jobs;
 pub mod keys;
 pub mod page;
 pub mod token;
+pub mod usage;
 pub mod workers;

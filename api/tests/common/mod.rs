@@ -338,9 +338,47 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// Makes a key through the admin endpoint, with the server's default quotas unless `quotas`
+/// is given; returns `(id, secret)`.
+pub async fn make_key_with(
+    api: &Api,
+    name: &str,
+    role: &str,
+    tenant: Option<&str>,
+    quotas: Option<Value>,
+) -> (String, String) {
+    let mut body = serde_json::json!({ "name": name, "role": role });
+    if let Some(tenant) = tenant {
+        body["tenant"] = tenant.into();
+    }
+    if let Some(quotas) = quotas {
+        body["quotas"] = quotas;
+    }
+    let response = api
+        .client
+        .post(api.url("/v1/keys"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert!(created["key"].get("sha256").is_none());
+    (
+        created["key"]["id"].as_str().unwrap().to_string(),
+        created["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+/// [`make_key_with`] the default quotas.
+pub async fn make_key(api: &Api, name: &str, role: &str, tenant: Option<&str>) -> (String, String) {
+    make_key_with(api, name, role, tenant, None).await
+}
+
 /// The API on a free loopback port, with an HTTP client for it (as the admin).
 pub struct Api {
-    pub process: Process,
+    /// Shared by the clients [`Api::as_key`] makes; the last one to go stops it.
+    pub process: std::rc::Rc<Process>,
     pub base: String,
     pub client: reqwest::Client,
 }
@@ -369,9 +407,18 @@ impl Api {
             .expect("the listening line names the address")
             .to_string();
         Self {
-            process,
+            process: std::rc::Rc::new(process),
             base: format!("http://{address}"),
             client: client_with_key(ADMIN_KEY),
+        }
+    }
+
+    /// The same API, called with `key`.
+    pub fn as_key(&self, key: &str) -> Self {
+        Self {
+            process: self.process.clone(),
+            base: self.base.clone(),
+            client: client_with_key(key),
         }
     }
 
