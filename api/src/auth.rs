@@ -36,7 +36,7 @@ pub async fn require_key(
         Ok(admitted) => admitted,
         Err(err) => {
             drain(request).await;
-            return Err(err);
+            return Ok(err.closing());
         }
     };
     request.extensions_mut().insert(caller);
@@ -46,11 +46,14 @@ pub async fn require_key(
     Ok(response)
 }
 
+/// How much of a refused request's body is read before answering.
+pub const DRAIN_BYTES: u64 = 1 << 20;
+
 /// Reads and drops what is left of a refused request's body, up to 1 MiB and 5 s, so that a
 /// client still sending a small upload reads the refusal instead of a reset connection
 /// (larger ones should send `Expect: 100-continue`, as curl does).
 async fn drain(request: Request) {
-    let body = axum::body::to_bytes(request.into_body(), 1 << 20);
+    let body = axum::body::to_bytes(request.into_body(), DRAIN_BYTES as usize);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), body).await;
 }
 

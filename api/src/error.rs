@@ -43,6 +43,14 @@ pub enum ApiError {
     /// Audio we take but cannot use: broken, empty, too long, out-of-range parameters.
     #[error("{0}")]
     InvalidAudio(String),
+    /// A well-formed request the server cannot act on; `code` says why.
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable code, e.g. `invalid_webhook_url`.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// No valid key or token.
     #[error("{0}")]
     Unauthorized(String),
@@ -86,6 +94,17 @@ impl ApiError {
         Self::TooLarge(format!(
             "the upload is larger than the limit of {limit} bytes"
         ))
+    }
+
+    /// The response, closing the connection: for refusals made before the request's body was
+    /// read, whose connection cannot carry another request (without the header, a client may
+    /// reuse it and see it close under its next request).
+    pub fn closing(self) -> Response {
+        let mut response = self.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     /// A 400 with `code` and `message`.
@@ -153,6 +172,9 @@ impl IntoResponse for ApiError {
             ),
             Self::InvalidAudio(_) => {
                 error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_audio", message)
+            }
+            Self::Unprocessable { code, .. } => {
+                error_response(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             Self::Unauthorized(_) => {
                 let mut response =

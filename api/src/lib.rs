@@ -2,6 +2,7 @@
 //! transcripts. See the README for the walk-through and `openapi/openapi.json` for the spec.
 
 pub mod auth;
+pub mod dispatcher;
 pub mod error;
 pub mod hardening;
 pub mod json;
@@ -33,7 +34,11 @@ pub use sweeper::spawn_sweeper;
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
         routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
-        routes::keys::set_quotas, routes::usage::usage, routes::token::issue, routes::audit::list, routes::workers::list, routes::health::health,
+        routes::keys::set_quotas, routes::usage::usage, routes::token::issue,
+        routes::webhooks::create, routes::webhooks::list, routes::webhooks::get,
+        routes::webhooks::update, routes::webhooks::delete, routes::webhooks::rotate,
+        routes::webhooks::rotate_tenant_secret, routes::webhooks::endpoint_deliveries,
+        routes::webhooks::all_deliveries, routes::webhooks::retry, routes::audit::list, routes::workers::list, routes::health::health,
         routes::health::ready,
     ),
     modifiers(&Security),
@@ -42,6 +47,7 @@ pub use sweeper::spawn_sweeper;
         (name = "jobs", description = "Transcription jobs"),
         (name = "keys", description = "API keys (admin)"),
         (name = "usage", description = "Usage against the key's quotas"),
+        (name = "webhooks", description = "Signed callbacks when jobs change (Standard Webhooks)"),
         (name = "auth", description = "Short-lived tokens"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
@@ -108,6 +114,36 @@ pub fn app(state: AppState) -> Router {
             axum::routing::put(routes::keys::set_quotas),
         )
         .route("/v1/usage", get(routes::usage::usage))
+        .route(
+            "/v1/webhooks",
+            get(routes::webhooks::list).post(routes::webhooks::create),
+        )
+        .route(
+            "/v1/webhooks/secret",
+            axum::routing::post(routes::webhooks::rotate_tenant_secret),
+        )
+        .route(
+            "/v1/webhooks/deliveries",
+            get(routes::webhooks::all_deliveries),
+        )
+        .route(
+            "/v1/webhooks/deliveries/{id}/retry",
+            axum::routing::post(routes::webhooks::retry),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(routes::webhooks::get)
+                .patch(routes::webhooks::update)
+                .delete(routes::webhooks::delete),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            axum::routing::post(routes::webhooks::rotate),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(routes::webhooks::endpoint_deliveries),
+        )
         .route("/v1/workers", get(routes::workers::list))
         .route("/v1/auth/token", axum::routing::post(routes::token::issue))
         .route("/v1/audit", get(routes::audit::list))

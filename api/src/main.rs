@@ -86,6 +86,8 @@ struct ServeArgs {
     audio: AudioArgs,
     #[command(flatten)]
     quotas: QuotaArgs,
+    #[command(flatten)]
+    webhooks: api::dispatcher::WebhookArgs,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -253,6 +255,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
         default_quotas: args.quotas.defaults(),
+        webhook_allow_private: args.webhooks.webhook_allow_private,
+        webhook_rotation_grace: chrono::TimeDelta::seconds(
+            args.webhooks.webhook_rotation_grace_secs.max(0),
+        ),
         cors_origins: args.cors_origins.clone(),
         rate_limits: api::rate_limit::RateLimits::new(
             args.rate_limit_per_minute,
@@ -269,6 +275,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };
     api::spawn_sweeper(state.clone());
+    if args.webhooks.webhook_allow_private {
+        tracing::warn!("WARBLE_WEBHOOK_ALLOW_PRIVATE is set: webhooks may reach private networks");
+    }
+    api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -20,6 +20,10 @@ pub struct AppState {
     pub max_audio_seconds: f64,
     /// Quotas new user keys start with.
     pub default_quotas: warble_common::quota::Quotas,
+    /// Webhooks may go to non-public addresses (`WARBLE_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// How long a rotated-out webhook secret keeps signing.
+    pub webhook_rotation_grace: chrono::TimeDelta,
     /// Request rate limits.
     pub rate_limits: crate::rate_limit::RateLimits,
     /// Issues and verifies tokens.

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
 use crate::quota::{self, QuotaExceeded, Quotas};
+use crate::webhook::{Event, outbox};
 use crate::with_pool;
 
 /// Where a job is in its life.
@@ -100,6 +101,9 @@ pub struct Job {
     pub error: Option<JobError>,
     /// The tenant it belongs to (that of the key that submitted it).
     pub tenant: Option<String>,
+    /// Where `job.succeeded`, `job.failed` and `job.canceled` are also sent, signed with the
+    /// tenant's default webhook secret.
+    pub callback_url: Option<String>,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -108,7 +112,7 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key, tenant"
+         audio_key, tenant, callback_url"
     };
 }
 
@@ -131,6 +135,7 @@ struct JobRow {
     error_message: Option<String>,
     audio_key: String,
     tenant: Option<String>,
+    callback_url: Option<String>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -157,6 +162,7 @@ impl From<JobRow> for StoredJob {
                 finished_at: row.finished_at,
                 error,
                 tenant: row.tenant,
+                callback_url: row.callback_url,
             },
         }
     }
@@ -196,6 +202,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The submitting key's tenant.
     pub tenant: String,
+    /// The job's own callback URL, already checked.
+    pub callback_url: Option<String>,
     /// The submitting key, charged for the job.
     pub key_id: String,
     /// That key's quotas.
@@ -227,8 +235,8 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
          audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs, \
-         tenant, key_id) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+         tenant, key_id, callback_url) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
     );
@@ -269,6 +277,7 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
                     .bind(new.duration)
                     .bind(&new.tenant)
                     .bind(&new.key_id)
+                    .bind(&new.callback_url)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if row.is_some() {
@@ -383,21 +392,39 @@ pub async fn cancel_and_forget(
     id: &str,
     tenant: Option<&str>,
 ) -> Result<Option<StoredJob>, DbError> {
-    let sql = concat!(
-        "UPDATE warble_jobs SET transcript = NULL, \
-         status = CASE WHEN status IN ('queued', 'running') THEN 'canceled' ELSE status END, \
-         finished_at = COALESCE(finished_at, $2) WHERE id = $1 AND ($3 IS NULL OR tenant = $3) \
+    let cancel = concat!(
+        "UPDATE warble_jobs SET status = 'canceled', finished_at = $2 \
+         WHERE id = $1 AND ($3 IS NULL OR tenant = $3) AND status IN ('queued', 'running') \
          RETURNING ",
         columns!(),
         ""
     );
+    let forget = concat!(
+        "UPDATE warble_jobs SET transcript = NULL WHERE id = $1 AND ($2 IS NULL OR tenant = $2) \
+         RETURNING ",
+        columns!(),
+        ""
+    );
+    let now = Utc::now();
     let row: Option<JobRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql)
+        let mut tx = pool.begin().await?;
+        let canceled: Option<JobRow> = sqlx::query_as(cancel)
             .bind(id)
-            .bind(Utc::now())
+            .bind(now)
             .bind(tenant)
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(canceled) = canceled {
+            let job: StoredJob = canceled.into();
+            outbox::enqueue(&mut *tx, Event::JobCanceled, &job.job).await?;
+        }
+        let row: Option<JobRow> = sqlx::query_as(forget)
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row
     });
     Ok(row.map(Into::into))
 }
@@ -438,15 +465,23 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
         columns!(),
         ""
     );
-    let row: Option<JobRow> = with_pool!(db, pool => {
-        sqlx::query_as(sql)
+    let started: Option<StoredJob> = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let row: Option<JobRow> = sqlx::query_as(sql)
             .bind(id)
             .bind(worker_id)
             .bind(Utc::now())
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+        let started = row.map(StoredJob::from);
+        // Only the first start is news; a retry after a lost worker is not.
+        if let Some(job) = started.as_ref().filter(|j| j.job.attempts == 1) {
+            outbox::enqueue(&mut *tx, Event::JobStarted, &job.job).await?;
+        }
+        tx.commit().await?;
+        started
     });
-    Ok(row.map(Into::into))
+    Ok(started)
 }
 
 /// Records progress and, once known, the audio's duration. Returns `false` if the worker no
@@ -482,21 +517,31 @@ pub async fn succeed(
     worker_id: &str,
     transcript: &str,
 ) -> Result<bool, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET status = 'succeeded', progress = 1, transcript = $3, \
+         finished_at = $4, error_code = NULL, error_message = NULL \
+         WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING ",
+        columns!(),
+        ""
+    );
     let done = with_pool!(db, pool => {
-        sqlx::query(
-            "UPDATE warble_jobs SET status = 'succeeded', progress = 1, transcript = $3, \
-             finished_at = $4, error_code = NULL, error_message = NULL \
-             WHERE id = $1 AND worker_id = $2 AND status = 'running'",
-        )
-        .bind(id)
-        .bind(worker_id)
-        .bind(transcript)
-        .bind(Utc::now())
-        .execute(pool)
-        .await?
-        .rows_affected()
+        let mut tx = pool.begin().await?;
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(worker_id)
+            .bind(transcript)
+            .bind(Utc::now())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let row_changed = row.is_some();
+        if let Some(row) = row {
+            let job = StoredJob::from(row).job;
+            outbox::enqueue(&mut *tx, Event::JobSucceeded, &job).await?;
+        }
+        tx.commit().await?;
+        row_changed
     });
-    Ok(done == 1)
+    Ok(done)
 }
 
 /// Fails the job for good with `error`, if it has not finished. `worker_id` limits this to the
@@ -507,20 +552,31 @@ pub async fn fail(
     worker_id: Option<&str>,
     error: &JobError,
 ) -> Result<bool, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET status = 'failed', finished_at = $3, error_code = $4, \
+         error_message = $5 \
+         WHERE id = $1 AND ($2 IS NULL OR worker_id = $2) AND status IN ('queued', 'running') \
+         RETURNING ",
+        columns!(),
+        ""
+    );
     let done = with_pool!(db, pool => {
-        sqlx::query(
-            "UPDATE warble_jobs SET status = 'failed', finished_at = $3, error_code = $4, \
-             error_message = $5 \
-             WHERE id = $1 AND ($2 IS NULL OR worker_id = $2) AND status IN ('queued', 'running')",
-        )
-        .bind(id)
-        .bind(worker_id)
-        .bind(Utc::now())
-        .bind(&error.code)
-        .bind(&error.message)
-        .execute(pool)
-        .await?
-        .rows_affected()
+        let mut tx = pool.begin().await?;
+        let row: Option<JobRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(worker_id)
+            .bind(Utc::now())
+            .bind(&error.code)
+            .bind(&error.message)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let row_changed = row.is_some();
+        if let Some(row) = row {
+            let job = StoredJob::from(row).job;
+            outbox::enqueue(&mut *tx, Event::JobFailed, &job).await?;
+        }
+        tx.commit().await?;
+        row_changed
     });
-    Ok(done == 1)
+    Ok(done)
 }

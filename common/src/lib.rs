@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod destination;
 pub mod filename;
 pub mod job;
 pub mod keys;
@@ -12,6 +13,7 @@ pub mod quota;
 pub mod signal;
 pub mod storage;
 pub mod transcript;
+pub mod webhook;
 pub mod workers;
 
 /// Lower-case hex of `bytes`.

@@ -7,11 +7,11 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 use utoipa::{IntoParams, ToSchema};
-use warble_common::filename;
 use warble_common::job::{self, Inserted, Job, JobStatus, NewJob};
 use warble_common::keys::Caller;
 use warble_common::quota;
 use warble_common::transcript::{Format, Transcript};
+use warble_common::{destination, filename, webhook};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{audit, page};
@@ -39,6 +39,11 @@ pub struct SubmitForm {
     decoder: Option<String>,
     /// A JSON object (at most 16 KB) returned with the job; empty is none.
     metadata: Option<String>,
+    /// Where to POST `job.succeeded`, `job.failed` or `job.canceled` for this job (http or
+    /// https, a public address), signed with the tenant's default secret
+    /// (`POST /v1/webhooks/secret`, needed first); empty is none.
+    #[schema(max_length = 2048)]
+    callback_url: Option<String>,
 }
 
 /// Submit audio for transcription.
@@ -61,7 +66,7 @@ pub struct SubmitForm {
         (status = 400, description = "Bad form", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not an accepted format, or the name, type and content disagree", body = ErrorBody),
-        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels", body = ErrorBody),
+        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels; `invalid_callback_url`; `webhook_secret_missing`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, or over a quota of the key: `quota_concurrent_jobs`, `quota_audio_seconds` (with `Retry-After`), `quota_upload_bytes`", body = ErrorBody),
         (status = 503, description = "Database or storage unavailable", body = ErrorBody),
     )
@@ -86,26 +91,23 @@ pub async fn submit(
         return Ok(accepted(&existing.job, true));
     }
     // Refused before reading: no point receiving what cannot be kept.
-    let quotas = quota::of(&state.db, &caller.key_id)
-        .await?
-        .unwrap_or_default();
-    let limit = UploadLimit::new(state.max_upload_bytes, quotas.upload_bytes);
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && length > limit.bytes + FORM_OVERHEAD as u64
-    {
-        return Err(limit.refusal());
-    }
-    quota::precheck(&state.db, &caller.key_id, quotas)
-        .await?
-        .map_err(ApiError::Quota)?;
+    let (quotas, limit) = match admit(&state, &caller, &headers).await {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            // A small upload is read to its end, so the client gets the answer rather than a
+            // broken pipe; a large one is cut off (curl and browsers send
+            // `Expect: 100-continue` and never start it).
+            discard(&mut multipart, crate::auth::DRAIN_BYTES).await;
+            return Ok(err.closing());
+        }
+    };
     let id = Ulid::generate();
     let audio_key = job::audio_key(id);
     let mut form = Form::default();
     let mut incoming: Option<Incoming> = None;
     let read = read_form(
         &state,
+        &caller.tenant,
         &mut multipart,
         limit,
         &audio_key,
@@ -142,6 +144,7 @@ pub async fn submit(
         audio_bytes: stored.bytes,
         duration: Some(probe.duration_secs),
         idempotency_key,
+        callback_url: form.callback_url,
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
         quotas,
@@ -177,10 +180,35 @@ pub async fn submit(
     }
 }
 
+/// The checks made before an upload is read: its declared size against the server's limit and
+/// the key's upload quota, and the key's other quotas as they stand.
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<(quota::Quotas, UploadLimit), ApiError> {
+    let quotas = quota::of(&state.db, &caller.key_id)
+        .await?
+        .unwrap_or_default();
+    let limit = UploadLimit::new(state.max_upload_bytes, quotas.upload_bytes);
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && length > limit.bytes + FORM_OVERHEAD as u64
+    {
+        return Err(limit.refusal());
+    }
+    quota::precheck(&state.db, &caller.key_id, quotas)
+        .await?
+        .map_err(ApiError::Quota)?;
+    Ok((quotas, limit))
+}
+
 /// The non-file fields of the form.
 #[derive(Default)]
 struct Form {
     decoder: Option<String>,
+    callback_url: Option<String>,
     metadata: Option<serde_json::Value>,
     filename: Option<String>,
     content_type: Option<String>,
@@ -189,6 +217,7 @@ struct Form {
 /// Reads the form, streaming the `file` part into `upload` as it arrives.
 async fn read_form(
     state: &AppState,
+    tenant: &str,
     multipart: &mut Multipart,
     limit: UploadLimit,
     audio_key: &str,
@@ -234,6 +263,28 @@ async fn read_form(
                 }
                 form.decoder = Some(value);
             }
+            "callback_url" => {
+                let value = small_text(&mut field, destination::MAX_URL_LEN + 1).await?;
+                if value.is_empty() {
+                    continue;
+                }
+                let url =
+                    destination::check_url(&value, state.webhook_allow_private).map_err(|err| {
+                        ApiError::Unprocessable {
+                            code: "invalid_callback_url",
+                            message: err.to_string(),
+                        }
+                    })?;
+                if !webhook::has_tenant_secret(&state.db, tenant).await? {
+                    return Err(ApiError::Unprocessable {
+                        code: "webhook_secret_missing",
+                        message: "callbacks are signed with your tenant's secret: make it \
+                                  first with POST /v1/webhooks/secret"
+                            .into(),
+                    });
+                }
+                form.callback_url = Some(url.into());
+            }
             "metadata" => {
                 let value = small_text(&mut field, MAX_METADATA_BYTES).await?;
                 if value.is_empty() {
@@ -252,7 +303,10 @@ async fn read_form(
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_field",
-                    format!("unknown form field {other:?}; expected file, decoder, metadata"),
+                    format!(
+                        "unknown form field {other:?}; expected file, decoder, metadata, \
+                         callback_url"
+                    ),
                 ));
             }
         }

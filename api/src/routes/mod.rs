@@ -7,4 +7,5 @@ pub mod keys;
 pub mod page;
 pub mod token;
 pub mod usage;
+pub mod webhooks;
 pub mod workers;

@@ -1,0 +1,255 @@
+//! Sends webhook deliveries from the outbox: one dispatcher per API process. It leases due
+//! rows (several replicas never send the same row at once), signs and POSTs each with a
+//! timeout and no redirects, and records the outcome: 2xx is delivered; 410 Gone disables the
+//! endpoint; anything else is retried on a schedule (Svix's by default) with ±20 % jitter,
+//! waiting at least as long as a 429 or 503's `Retry-After`, until the attempts run out.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use warble_common::db::Database;
+use warble_common::destination::{self, DestinationError};
+use warble_common::webhook::outbox::{self, Claimed, Outcome};
+use warble_common::webhook::signing;
+
+/// Webhook settings of the API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Let webhooks reach loopback, private and link-local addresses (local development and
+    /// receivers on your own network only).
+    #[arg(long, env = "WARBLE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+    /// Seconds one delivery attempt may take.
+    #[arg(long, env = "WARBLE_WEBHOOK_TIMEOUT_SECS", default_value_t = 15.0)]
+    pub webhook_timeout_secs: f64,
+    /// Seconds before each retry, comma-separated; the first attempt is immediate.
+    #[arg(
+        long,
+        env = "WARBLE_WEBHOOK_RETRY_SCHEDULE",
+        value_delimiter = ',',
+        default_value = "5,300,1800,7200,18000,36000,36000"
+    )]
+    pub webhook_retry_schedule: Vec<f64>,
+    /// How often the dispatcher looks for due deliveries, milliseconds.
+    #[arg(long, env = "WARBLE_WEBHOOK_POLL_MS", default_value_t = 200)]
+    pub webhook_poll_ms: u64,
+    /// Seconds a rotated-out secret keeps signing (a second signature) after a rotation.
+    #[arg(
+        long,
+        env = "WARBLE_WEBHOOK_ROTATION_GRACE_SECS",
+        default_value_t = 86_400
+    )]
+    pub webhook_rotation_grace_secs: i64,
+}
+
+/// Deliveries sent at once by one dispatcher.
+const CONCURRENCY: usize = 16;
+/// Deliveries leased at once.
+const BATCH: u32 = 64;
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// The dispatcher's settings and HTTP client.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    db: Database,
+    client: reqwest::Client,
+    allow_private: bool,
+    timeout: Duration,
+    schedule: Vec<Duration>,
+    poll: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher on `db` with `args`.
+    pub fn new(db: Database, args: &WebhookArgs) -> Self {
+        let timeout = Duration::from_secs_f64(args.webhook_timeout_secs.max(0.1));
+        Self {
+            client: destination::client(args.webhook_allow_private, timeout),
+            db,
+            allow_private: args.webhook_allow_private,
+            timeout,
+            schedule: args
+                .webhook_retry_schedule
+                .iter()
+                .map(|s| Duration::from_secs_f64(s.max(0.0)))
+                .collect(),
+            poll: Duration::from_millis(args.webhook_poll_ms.max(10)),
+        }
+    }
+
+    /// Runs for the life of the process.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                let sent = self.round().await;
+                if sent == 0 {
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        });
+    }
+
+    /// One round: lease what is due and send it. Returns how many were sent.
+    async fn round(&self) -> usize {
+        // A lease outlives an attempt, so a row is sent by one dispatcher at a time; one whose
+        // dispatcher died is sent again once the lease expires.
+        let lease = (self.timeout * 2 + Duration::from_secs(1)).as_millis() as i64;
+        let claimed = match outbox::claim(&self.db, BATCH, lease).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(error = %err, "claiming webhook deliveries");
+                return 0;
+            }
+        };
+        let count = claimed.len();
+        futures::stream::iter(claimed)
+            .for_each_concurrent(CONCURRENCY, |claimed| async move {
+                let outcome = self.attempt(&claimed).await;
+                tracing::info!(delivery = %claimed.id, attempt = claimed.attempts + 1, ?outcome, "webhook attempt");
+                if let Err(err) = outbox::record(&self.db, &claimed, &outcome).await {
+                    // The lease expires and the delivery is sent again: at least once.
+                    tracing::warn!(delivery = %claimed.id, error = %err, "recording a webhook attempt");
+                }
+            })
+            .await;
+        count
+    }
+
+    /// Sends one delivery once.
+    async fn attempt(&self, claimed: &Claimed) -> Outcome {
+        let abandon = |error: String| Outcome::Abandon {
+            status: None,
+            error,
+            latency_ms: 0,
+            disable: None,
+        };
+        let secrets = match outbox::secrets(&self.db, claimed).await {
+            Ok(Some(secrets)) => secrets,
+            Ok(None) => return abandon("the endpoint was disabled or deleted".into()),
+            Err(err) => return self.retry(claimed, None, format!("database: {err}"), 0, None),
+        };
+        // IP-literal URLs never reach the resolver: check the URL itself before every send.
+        if let Err(err) = destination::check_url(&claimed.url, self.allow_private) {
+            return abandon(err.to_string());
+        }
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = signing::header(
+            secrets.iter().map(String::as_str),
+            &claimed.id,
+            timestamp,
+            &claimed.payload,
+        );
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(&claimed.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", &claimed.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(claimed.payload.clone())
+            .send()
+            .await;
+        let latency_ms = started.elapsed().as_millis() as i64;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => return self.retry(claimed, None, describe(&err), latency_ms, None),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Outcome::Delivered {
+                status: status.as_u16(),
+                latency_ms,
+            };
+        }
+        if status == StatusCode::GONE {
+            return Outcome::Abandon {
+                status: Some(410),
+                error: "the endpoint answered 410 Gone".into(),
+                latency_ms,
+                disable: Some("the endpoint answered 410 Gone".into()),
+            };
+        }
+        let retry_after = [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ]
+        .contains(&status)
+        .then(|| response.headers().get(RETRY_AFTER))
+        .flatten()
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+        self.retry(
+            claimed,
+            Some(status.as_u16()),
+            format!("HTTP {}", status.as_u16()),
+            latency_ms,
+            retry_after,
+        )
+    }
+
+    /// A failed attempt: retried after the next delay of the schedule (jittered, and no
+    /// sooner than `retry_after`), or given up when the schedule is used up.
+    fn retry(
+        &self,
+        claimed: &Claimed,
+        status: Option<u16>,
+        error: String,
+        latency_ms: i64,
+        retry_after: Option<Duration>,
+    ) -> Outcome {
+        let next = self
+            .schedule
+            .get(claimed.attempts as usize)
+            .map(|delay| jitter(*delay).max(retry_after.unwrap_or_default()))
+            .map(|delay| chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64);
+        Outcome::Retry {
+            status,
+            error,
+            latency_ms,
+            next,
+        }
+    }
+}
+
+/// `delay` ± 20 %, so that endpoints recovering from an outage are not hit all at once.
+fn jitter(delay: Duration) -> Duration {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let unit = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+    delay.mul_f64(0.8 + 0.4 * unit)
+}
+
+/// What the delivery log says about a request that got no answer: no addresses of ours.
+fn describe(err: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<DestinationError>() {
+            return refused.to_string();
+        }
+        source = cause.source();
+    }
+    if err.is_timeout() {
+        "the endpoint did not answer in time".into()
+    } else if err.is_connect() {
+        "could not connect to the endpoint".into()
+    } else {
+        "the request failed before an answer came".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..1000 {
+            let d = jitter(Duration::from_secs(100)).as_secs_f64();
+            assert!((80.0..=120.0).contains(&d), "{d}");
+        }
+    }
+}
