@@ -4,6 +4,10 @@
 //! completion (the event's timestamp, written with the job's final state) to its receipt;
 //! counts lost and duplicated deliveries by `webhook-id`. On SQLite and on Postgres.
 //!
+//! Live, the rate follows the jobs. A second phase measures the dispatcher's own capacity:
+//! the same number of jobs finish while the API's dispatcher sleeps, and a second API process
+//! then sends the backlog; its rate is deliveries / (its start to the last receipt).
+//!
 //! ```sh
 //! cargo build --release -p worker && cargo bench -p api --bench webhooks -- --write docs/benchmarks.md
 //! ```
@@ -47,6 +51,7 @@ const ENDPOINTS: [&str; 2] = ["/a", "/b"];
 
 struct Measured {
     database: &'static str,
+    backlog_rate: f64,
     deliveries: usize,
     rate: f64,
     p50_ms: f64,
@@ -73,10 +78,17 @@ fn main() {
             backends
                 .env
                 .push(("WARBLE_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()));
-            let m = run(&args, database, &backends).await;
+            let mut m = run(&args, database, &backends).await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut fresh = match database {
+                "sqlite" => Backends::local(dir.path()),
+                _ => Backends::postgres(dir.path()).await.unwrap(),
+            };
+            fresh.env = backends.env.clone();
+            m.backlog_rate = backlog(&args, &fresh).await;
             println!(
-                "{database}: {} deliveries, {:.0}/s, completion to receipt p50 {:.0} ms p99 {:.0} ms max {:.0} ms, lost {}, duplicated {}",
-                m.deliveries, m.rate, m.p50_ms, m.p99_ms, m.max_ms, m.lost, m.duplicated
+                "{database}: {} deliveries, {:.0}/s, completion to receipt p50 {:.0} ms p99 {:.0} ms max {:.0} ms, lost {}, duplicated {}; backlog {:.0}/s",
+                m.deliveries, m.rate, m.p50_ms, m.p99_ms, m.max_ms, m.lost, m.duplicated, m.backlog_rate
             );
             results.push(m);
         }
@@ -87,9 +99,8 @@ fn main() {
     }
 }
 
-async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measured {
-    let receiver = Receiver::start().await;
-    let api = Api::start(backends);
+/// Registers the endpoints on `receiver`.
+async fn register(api: &Api, receiver: &Receiver) {
     for path in ENDPOINTS {
         let response = api
             .client
@@ -100,19 +111,35 @@ async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measur
             .unwrap();
         assert_eq!(response.status(), 201);
     }
-    let _worker = start_worker(backends);
+}
+
+/// Submits `count` jobs; their ids.
+async fn submit(api: &Api, count: usize) -> Vec<String> {
     let file = fixture("audio/tts_us_m6.wav");
-    let jobs: Vec<String> = futures::stream::iter(0..args.jobs)
+    futures::stream::iter(0..count)
         .map(|_| api.submit_ok(&file))
         .buffer_unordered(8)
         .collect()
-        .await;
-    let expected = jobs.len() * ENDPOINTS.len();
+        .await
+}
+
+/// Waits until `receiver` has `count` requests (at most 10 minutes).
+async fn wait_for(receiver: &Receiver, count: usize) {
     let mut waited = Duration::ZERO;
-    while receiver.all().len() < expected && waited < Duration::from_secs(600) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
+    while receiver.all().len() < count && waited < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
     }
+}
+
+async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measured {
+    let receiver = Receiver::start().await;
+    let api = Api::start(backends);
+    register(&api, &receiver).await;
+    let _worker = start_worker(backends);
+    let jobs = submit(&api, args.jobs).await;
+    let expected = jobs.len() * ENDPOINTS.len();
+    wait_for(&receiver, expected).await;
     // Anything sent twice would arrive by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = receiver.all();
@@ -141,6 +168,7 @@ async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measur
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     Measured {
         database,
+        backlog_rate: 0.0,
         deliveries: got.len(),
         rate: got.len() as f64 / span,
         p50_ms: at(0.5),
@@ -151,6 +179,30 @@ async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measur
     }
 }
 
+/// The dispatcher's capacity: jobs finish while the first API's dispatcher sleeps (an hour's
+/// poll interval), then a second API process sends the backlog. Deliveries per second.
+async fn backlog(args: &Args, backends: &Backends) -> f64 {
+    let receiver = Receiver::start().await;
+    let mut asleep = backends.clone();
+    asleep
+        .env
+        .push(("WARBLE_WEBHOOK_POLL_MS".into(), "3600000".into()));
+    let api = Api::start(&asleep);
+    register(&api, &receiver).await;
+    let worker = start_worker(backends);
+    let jobs = submit(&api, args.jobs).await;
+    for job in &jobs {
+        api.wait_final(job, Duration::from_secs(600)).await;
+    }
+    drop(worker);
+    assert!(receiver.all().is_empty(), "the first dispatcher sleeps");
+    let started = std::time::Instant::now();
+    let _sender = Api::start(backends);
+    wait_for(&receiver, jobs.len() * ENDPOINTS.len()).await;
+    let last = receiver.all().iter().map(|r| r.at).max().unwrap();
+    receiver.all().len() as f64 / (last - started).as_secs_f64()
+}
+
 fn markdown(args: &Args, results: &[Measured]) -> String {
     let (cpu, cores) = host::cpu();
     let mut s = format!(
@@ -159,17 +211,28 @@ fn markdown(args: &Args, results: &[Measured]) -> String {
          answers 200 at once; release builds, dispatcher poll interval 200 ms (the default). \
          Rate: deliveries / (first completion to last receipt). Latency: from the event's \
          timestamp, written with the job's final state, to the receipt. Lost and duplicated \
-         are counted by job and endpoint, and by `webhook-id`. Command:\n\n```sh\n\
+         are counted by job and endpoint, and by `webhook-id`. Backlog: the same jobs finish \
+         while the dispatcher sleeps; a second API process then sends all the deliveries, \
+         from its start (which includes starting the process) to the last receipt: the \
+         dispatcher's capacity (16 requests in flight). Command:\n\n```sh\n\
          cargo build --release -p worker && \
          cargo bench -p api --bench webhooks -- --write docs/benchmarks.md\n```\n\n\
-         | database | deliveries | deliveries/s | p50 | p99 | max | lost | duplicated |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | database | deliveries | deliveries/s live | p50 | p99 | max | lost | duplicated | backlog deliveries/s |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         args.jobs
     );
     for m in results {
         s.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {} |\n",
-            m.database, m.deliveries, m.rate, m.p50_ms, m.p99_ms, m.max_ms, m.lost, m.duplicated
+            "| {} | {} | {:.0} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {} | {:.0} |\n",
+            m.database,
+            m.deliveries,
+            m.rate,
+            m.p50_ms,
+            m.p99_ms,
+            m.max_ms,
+            m.lost,
+            m.duplicated,
+            m.backlog_rate
         ));
     }
     s
