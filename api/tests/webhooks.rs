@@ -259,6 +259,18 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
     );
     let theirs = other.get_json("/v1/webhooks/deliveries").await;
     assert_eq!(theirs["deliveries"].as_array().unwrap().len(), 0);
+    // A tenant's endpoints are capped (2 registered so far).
+    for _ in 2..25 {
+        register(&api, &receiver.url("/spare"), &["job.failed"]).await;
+    }
+    let response = api
+        .client
+        .post(api.url("/v1/webhooks"))
+        .json(&json!({ "url": receiver.url("/one-more"), "events": ["job.failed"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (409, "too_many_webhooks".into()));
     let everything = admin.get_json("/v1/webhooks/deliveries?limit=100").await;
     assert_eq!(
         everything["deliveries"].as_array().unwrap().len(),

@@ -141,6 +141,7 @@ fn check_events(events: &[Event]) -> Result<(), ApiError> {
         (status = 201, description = "The endpoint and its secret, shown once", body = CreatedWebhook),
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 409, description = "`too_many_webhooks`: the tenant has 25 endpoints", body = ErrorBody),
         (status = 422, description = "`invalid_webhook_url`: not http(s), or not a public address", body = ErrorBody),
     ))]
 pub async fn create(
@@ -154,7 +155,15 @@ pub async fn create(
     let url = check_url(&state, &new.url)?;
     let description = new.description.as_deref().filter(|d| !d.is_empty());
     let (webhook, secret) =
-        webhook::create(&state.db, &caller.tenant, &url, &new.events, description).await?;
+        webhook::create(&state.db, &caller.tenant, &url, &new.events, description)
+            .await?
+            .ok_or_else(|| ApiError::Conflict {
+                code: "too_many_webhooks",
+                message: format!(
+                    "a tenant may have {} endpoints; delete one first",
+                    webhook::MAX_PER_TENANT
+                ),
+            })?;
     let detail = serde_json::json!({ "url": webhook.url, "events": webhook.events });
     audit::record(&state, &caller, "webhook.create", &webhook.id, detail).await;
     Ok((

@@ -134,14 +134,28 @@ macro_rules! webhook_columns {
     };
 }
 
-/// Stores an endpoint with a new secret; returns it and the secret, shown once.
+/// Endpoints one tenant may have: each event is sent to every one of them, so without a cap
+/// one tenant could make every job of theirs fan out without bound.
+pub const MAX_PER_TENANT: i64 = 25;
+
+/// Stores an endpoint with a new secret; returns it and the secret, shown once. `None` if the
+/// tenant already has [`MAX_PER_TENANT`] endpoints.
 pub async fn create(
     db: &Database,
     tenant: &str,
     url: &str,
     events: &[Event],
     description: Option<&str>,
-) -> Result<(Webhook, String), DbError> {
+) -> Result<Option<(Webhook, String)>, DbError> {
+    let (count,): (i64,) = with_pool!(db, pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM warble_webhooks WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(pool)
+            .await?
+    });
+    if count >= MAX_PER_TENANT {
+        return Ok(None);
+    }
     let secret = signing::generate();
     let now = Utc::now();
     let sql = concat!(
@@ -161,7 +175,7 @@ pub async fn create(
             .fetch_one(pool)
             .await?
     });
-    Ok((row.into(), secret))
+    Ok(Some((row.into(), secret)))
 }
 
 /// The endpoints `tenant` may see (all of them for `None`), newest first.
