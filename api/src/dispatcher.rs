@@ -48,6 +48,9 @@ pub struct WebhookArgs {
 const CONCURRENCY: usize = 16;
 /// Deliveries leased at once.
 const BATCH: u32 = 64;
+/// The pause after the database failed to hand out deliveries (an outage): one warning per
+/// pause rather than one per poll.
+const BACKOFF: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
@@ -84,26 +87,24 @@ impl Dispatcher {
     pub fn spawn(self) {
         tokio::spawn(async move {
             loop {
-                let sent = self.round().await;
-                if sent == 0 {
-                    tokio::time::sleep(self.poll).await;
+                match self.round().await {
+                    Ok(0) => tokio::time::sleep(self.poll).await,
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "claiming webhook deliveries; retrying in 5 s");
+                        tokio::time::sleep(BACKOFF).await;
+                    }
                 }
             }
         });
     }
 
     /// One round: lease what is due and send it. Returns how many were sent.
-    async fn round(&self) -> usize {
+    async fn round(&self) -> Result<usize, warble_common::db::DbError> {
         // A lease outlives an attempt, so a row is sent by one dispatcher at a time; one whose
         // dispatcher died is sent again once the lease expires.
         let lease = (self.timeout * 2 + Duration::from_secs(1)).as_millis() as i64;
-        let claimed = match outbox::claim(&self.db, BATCH, lease).await {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                tracing::warn!(error = %err, "claiming webhook deliveries");
-                return 0;
-            }
-        };
+        let claimed = outbox::claim(&self.db, BATCH, lease).await?;
         let count = claimed.len();
         futures::stream::iter(claimed)
             .for_each_concurrent(CONCURRENCY, |claimed| async move {
@@ -115,7 +116,7 @@ impl Dispatcher {
                 }
             })
             .await;
-        count
+        Ok(count)
     }
 
     /// Sends one delivery once.
