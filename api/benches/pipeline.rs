@@ -76,12 +76,7 @@ fn main() {
         for database in ["sqlite", "postgres"] {
             for workers in [1, 2] {
                 let dir = tempfile::tempdir().unwrap();
-                let backends = match database {
-                    "sqlite" => Backends::local(dir.path()),
-                    _ => Backends::postgres(dir.path())
-                        .await
-                        .expect("the benchmark needs Postgres (WARBLE_TEST_POSTGRES_URL)"),
-                };
+                let backends = Backends::named(database, dir.path()).await;
                 let measured = configuration(&args, database, &backends, workers).await;
                 println!(
                     "{database} x{workers}: submit {:.0}/s, throughput {:.1} jobs/s, {:.0}% outside inference ({:.1} ms/job), pickup p50 {:.0} ms p99 {:.0} ms",

@@ -69,23 +69,9 @@ fn main() {
         let mut results = Vec::new();
         for database in ["sqlite", "postgres"] {
             let dir = tempfile::tempdir().unwrap();
-            let mut backends = match database {
-                "sqlite" => Backends::local(dir.path()),
-                _ => Backends::postgres(dir.path())
-                    .await
-                    .expect("the benchmark needs Postgres (WARBLE_TEST_POSTGRES_URL)"),
-            };
-            backends
-                .env
-                .push(("WARBLE_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()));
-            let mut m = run(&args, database, &backends).await;
+            let mut m = run(&args, database, &reaching_loopback(database, dir.path()).await).await;
             let dir = tempfile::tempdir().unwrap();
-            let mut fresh = match database {
-                "sqlite" => Backends::local(dir.path()),
-                _ => Backends::postgres(dir.path()).await.unwrap(),
-            };
-            fresh.env = backends.env.clone();
-            m.backlog_rate = backlog(&args, &fresh).await;
+            m.backlog_rate = backlog(&args, &reaching_loopback(database, dir.path()).await).await;
             println!(
                 "{database}: {} deliveries, {:.0}/s, completion to receipt p50 {:.0} ms p99 {:.0} ms max {:.0} ms, lost {}, duplicated {}; backlog {:.0}/s",
                 m.deliveries, m.rate, m.p50_ms, m.p99_ms, m.max_ms, m.lost, m.duplicated, m.backlog_rate
@@ -97,6 +83,15 @@ fn main() {
     if let Some(path) = &args.write {
         section::write_section(path, "webhook-bench", &markdown(&args, &results));
     }
+}
+
+/// A fresh `database` whose API may send webhooks to the loopback receiver.
+async fn reaching_loopback(database: &str, dir: &std::path::Path) -> Backends {
+    let mut backends = Backends::named(database, dir).await;
+    backends
+        .env
+        .push(("WARBLE_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()));
+    backends
 }
 
 /// Registers the endpoints on `receiver`.

@@ -56,15 +56,22 @@ async fn post(api: &Api, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// Submits the speech fixture with `callback_url`.
+async fn submit_with_callback(api: &Api, callback_url: &str) -> reqwest::Response {
+    api.submit(
+        &fixture("audio/tts_us_m6.wav"),
+        &[("callback_url", callback_url)],
+        None,
+    )
+    .await
+}
+
 /// Submits a job (with `callback_url` if given) and deletes it while queued: `job.canceled`.
 async fn cancel_one(api: &Api, callback_url: Option<&str>) -> String {
-    let fields: Vec<(&str, &str)> = callback_url
-        .map(|u| ("callback_url", u))
-        .into_iter()
-        .collect();
-    let response = api
-        .submit(&fixture("audio/tts_us_m6.wav"), &fields, None)
-        .await;
+    let response = match callback_url {
+        Some(url) => submit_with_callback(api, url).await,
+        None => api.submit(&fixture("audio/tts_us_m6.wav"), &[], None).await,
+    };
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -130,13 +137,7 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
     .await;
     // A job's own callback URL needs the tenant's secret first.
     let callback = receiver.url("/cb");
-    let response = api
-        .submit(
-            &fixture("audio/tts_us_m6.wav"),
-            &[("callback_url", &callback)],
-            None,
-        )
-        .await;
+    let response = submit_with_callback(&api, &callback).await;
     assert_eq!(
         error_of(response).await,
         (422, "webhook_secret_missing".into())
@@ -149,13 +150,7 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
     // Canceled while queued (no worker yet), then one success and one failure.
     let canceled = cancel_one(&api, Some(&callback)).await;
     let _worker = start_worker(&backends);
-    let response = api
-        .submit(
-            &fixture("audio/tts_us_m6.wav"),
-            &[("callback_url", &callback)],
-            None,
-        )
-        .await;
+    let response = submit_with_callback(&api, &callback).await;
     let succeeded = response.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
@@ -485,13 +480,7 @@ async fn private_destinations_are_refused_by_default() {
             (422, "invalid_webhook_url".into()),
             "{target}"
         );
-        let response = api
-            .submit(
-                &fixture("audio/tts_us_m6.wav"),
-                &[("callback_url", target)],
-                None,
-            )
-            .await;
+        let response = submit_with_callback(&api, target).await;
         assert_eq!(
             error_of(response).await,
             (422, "invalid_callback_url".into()),

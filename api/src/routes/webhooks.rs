@@ -314,8 +314,9 @@ pub async fn rotate_tenant_secret(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<NewSecret>, ApiError> {
-    let grace = state.webhook_rotation_grace;
-    let secret = webhook::rotate_tenant_secret(&state.db, &caller.tenant, grace).await?;
+    let (secret, previous_secret_expires_at) =
+        webhook::rotate_tenant_secret(&state.db, &caller.tenant, state.webhook_rotation_grace)
+            .await?;
     let detail = serde_json::json!({ "tenant": caller.tenant });
     audit::record(
         &state,
@@ -327,7 +328,7 @@ pub async fn rotate_tenant_secret(
     .await;
     Ok(Json(NewSecret {
         secret,
-        previous_secret_expires_at: Utc::now() + grace,
+        previous_secret_expires_at,
     }))
 }
 

@@ -165,6 +165,17 @@ impl Backends {
         count(&self.objects)
     }
 
+    /// For the benchmarks: `sqlite` (local files under `dir`) or a fresh `postgres` database,
+    /// which they cannot run without.
+    pub async fn named(database: &str, dir: &Path) -> Self {
+        match database {
+            "sqlite" => Self::local(dir),
+            _ => Self::postgres(dir)
+                .await
+                .expect("the benchmark needs Postgres (WARBLE_TEST_POSTGRES_URL)"),
+        }
+    }
+
     /// A fresh database on the Postgres server of `WARBLE_TEST_POSTGRES_URL` (default: the
     /// local `test` database), with local files for storage. `None`, after saying why, when the
     /// server cannot be reached, unless running in CI (`CI` set), where that fails the test.

@@ -315,14 +315,16 @@ pub async fn rotate(
 }
 
 /// Gives `tenant` a new default secret, which signs callbacks to jobs' own `callback_url`;
-/// the previous one keeps signing for `grace`. Returns the secret, shown once.
+/// the previous one keeps signing for `grace`. Returns the secret, shown once, and when the
+/// previous one stops signing.
 pub async fn rotate_tenant_secret(
     db: &Database,
     tenant: &str,
     grace: TimeDelta,
-) -> Result<String, DbError> {
+) -> Result<(String, DateTime<Utc>), DbError> {
     let secret = signing::generate();
     let now = Utc::now();
+    let previous_expires_at = now + grace;
     with_pool!(db, pool => {
         sqlx::query(
             "INSERT INTO warble_tenant_secrets (tenant, secret, created_at) VALUES ($1, $2, $3) \
@@ -332,11 +334,11 @@ pub async fn rotate_tenant_secret(
         .bind(tenant)
         .bind(&secret)
         .bind(now)
-        .bind(now + grace)
+        .bind(previous_expires_at)
         .execute(pool)
         .await?;
     });
-    Ok(secret)
+    Ok((secret, previous_expires_at))
 }
 
 /// Whether `tenant` has a default secret (callbacks cannot be signed without one).
