@@ -34,6 +34,74 @@ pub enum DbError {
     Queue(String),
 }
 
+/// A stored name that no variant of the enum read from it has: a row written by a newer
+/// version, or by hand. Reading it fails (a decode error of the query) rather than passing
+/// for some other state, which would act on a job or delivery as if it were in that state.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownValue {
+    /// What was read, e.g. `job status`.
+    pub kind: &'static str,
+    /// The stored text.
+    pub value: String,
+}
+
+/// Implements [`sqlx::Type`] and [`sqlx::Decode`] for `$ty`, read from a text column (on
+/// either database) through `$parse`, a `fn(&str) -> Result<$ty, UnknownValue>`: text it
+/// refuses fails the query with a decode error naming the column.
+macro_rules! decoded_from_text {
+    ($ty:ty, $parse:expr) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok($parse(text)?)
+            }
+        }
+    };
+}
+pub(crate) use decoded_from_text;
+
+/// Stores an enum, which lists its variants in `ALL`, as the text of its `as_str()`, and
+/// reads it back from that text only: a `parse` that returns [`UnknownValue`] for any other
+/// text, and [`decoded_from_text`].
+macro_rules! stored_as_text {
+    ($ty:ty, $kind:literal) => {
+        impl $ty {
+            /// The variant stored as `text`.
+            pub(crate) fn parse(text: &str) -> Result<Self, $crate::db::UnknownValue> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| $crate::db::UnknownValue {
+                        kind: $kind,
+                        value: text.to_string(),
+                    })
+            }
+        }
+
+        $crate::db::decoded_from_text!($ty, <$ty>::parse);
+    };
+}
+pub(crate) use stored_as_text;
+
 /// A connection pool on one of the two supported databases.
 #[derive(Debug, Clone)]
 pub enum Database {

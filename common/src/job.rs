@@ -33,6 +33,15 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order of a job's life.
+    pub const ALL: [JobStatus; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+    ];
+
     /// The name stored in the database and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,17 +52,9 @@ impl JobStatus {
             Self::Canceled => "canceled",
         }
     }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "canceled" => Self::Canceled,
-            _ => Self::Failed,
-        }
-    }
 }
+
+crate::db::stored_as_text!(JobStatus, "job status");
 
 /// Why a job failed: a stable code for programs and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,7 +120,7 @@ macro_rules! columns {
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: String,
-    status: String,
+    status: JobStatus,
     decoder: Option<String>,
     metadata: Option<String>,
     filename: Option<String>,
@@ -148,7 +149,7 @@ impl From<JobRow> for StoredJob {
             audio_key: row.audio_key,
             job: Job {
                 id: row.id,
-                status: JobStatus::parse(&row.status),
+                status: row.status,
                 decoder: row.decoder,
                 metadata: row.metadata.and_then(|m| serde_json::from_str(&m).ok()),
                 filename: row.filename,
@@ -342,7 +343,7 @@ pub async fn transcript(
     id: &str,
     tenant: Option<&str>,
 ) -> Result<Option<(JobStatus, Option<String>)>, DbError> {
-    let row: Option<(String, Option<String>)> = with_pool!(db, pool => {
+    let row: Option<(JobStatus, Option<String>)> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT status, transcript FROM warble_jobs \
              WHERE id = $1 AND ($2 IS NULL OR tenant = $2)",
@@ -352,7 +353,7 @@ pub async fn transcript(
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.map(|(status, text)| (JobStatus::parse(&status), text)))
+    Ok(row)
 }
 
 /// Newest first, `limit` jobs older than the job `before` (a cursor: the last id of the

@@ -47,11 +47,9 @@ impl Event {
             Self::JobCanceled => "job.canceled",
         }
     }
-
-    fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.as_str() == s)
-    }
 }
+
+crate::db::stored_as_text!(Event, "webhook event");
 
 /// Events as stored: `,job.succeeded,job.failed,`, so that `LIKE '%,job.failed,%'` finds
 /// the endpoints of an event in either database.
@@ -64,9 +62,21 @@ fn store_events(events: &[Event]) -> String {
     format!(",{},", names.join(","))
 }
 
-fn load_events(stored: &str) -> Vec<Event> {
-    stored.split(',').filter_map(Event::parse).collect()
+/// An endpoint's events as read from their stored form; an unknown name fails the read.
+struct StoredEvents(Vec<Event>);
+
+impl StoredEvents {
+    fn parse(stored: &str) -> Result<Self, crate::db::UnknownValue> {
+        stored
+            .split(',')
+            .filter(|name| !name.is_empty())
+            .map(Event::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
 }
+
+crate::db::decoded_from_text!(StoredEvents, StoredEvents::parse);
 
 /// An endpoint, as listed: never its secret.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -100,7 +110,7 @@ struct WebhookRow {
     id: String,
     tenant: String,
     url: String,
-    events: String,
+    events: StoredEvents,
     description: Option<String>,
     disabled_at: Option<DateTime<Utc>>,
     disabled_reason: Option<String>,
@@ -115,7 +125,7 @@ impl From<WebhookRow> for Webhook {
             id: row.id,
             tenant: row.tenant,
             url: row.url,
-            events: load_events(&row.events),
+            events: row.events.0,
             description: row.description,
             enabled: row.disabled_at.is_none(),
             disabled_reason: row.disabled_reason,
@@ -360,11 +370,17 @@ mod tests {
     fn events_round_trip_through_their_stored_form() {
         let stored = store_events(&[Event::JobFailed, Event::JobSucceeded]);
         assert_eq!(stored, ",job.succeeded,job.failed,");
-        assert_eq!(
-            load_events(&stored),
-            [Event::JobSucceeded, Event::JobFailed]
-        );
         assert!(stored.contains(",job.failed,"));
         assert!(!stored.contains(",job.started,"));
+        let loaded = StoredEvents::parse(&stored).unwrap();
+        assert_eq!(loaded.0, [Event::JobSucceeded, Event::JobFailed]);
+    }
+
+    #[test]
+    fn an_unknown_stored_event_is_an_error() {
+        let error = StoredEvents::parse(",job.succeeded,job.paused,")
+            .err()
+            .expect("job.paused is no event");
+        assert_eq!(error.to_string(), r#"unknown webhook event "job.paused""#);
     }
 }

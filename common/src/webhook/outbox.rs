@@ -26,13 +26,8 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "delivered" => Self::Delivered,
-            "failed" => Self::Failed,
-            _ => Self::Pending,
-        }
-    }
+    /// Every status.
+    pub const ALL: [DeliveryStatus; 3] = [Self::Pending, Self::Delivered, Self::Failed];
 
     /// As stored.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +38,8 @@ impl DeliveryStatus {
         }
     }
 }
+
+crate::db::stored_as_text!(DeliveryStatus, "delivery status");
 
 /// A delivery as the API lists it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -84,9 +81,9 @@ struct DeliveryRow {
     tenant: String,
     webhook_id: Option<String>,
     url: String,
-    event: String,
+    event: Event,
     job_id: String,
-    status: String,
+    status: DeliveryStatus,
     attempts: i64,
     last_status_code: Option<i64>,
     last_error: Option<String>,
@@ -102,16 +99,16 @@ impl From<DeliveryRow> for Delivery {
             id: row.id,
             webhook_id: row.webhook_id,
             url: row.url,
-            event: Event::parse(&row.event).unwrap_or(Event::JobSucceeded),
+            event: row.event,
             job_id: row.job_id,
-            status: DeliveryStatus::parse(&row.status),
+            status: row.status,
             attempts: row.attempts,
             last_status_code: row.last_status_code,
             last_error: row.last_error,
             last_latency_ms: row.last_latency_ms,
             next_attempt_at: row
                 .next_attempt_ms
-                .filter(|_| row.status == "pending")
+                .filter(|_| row.status == DeliveryStatus::Pending)
                 .and_then(DateTime::from_timestamp_millis),
             created_at: row.created_at,
             finished_at: row.finished_at,
