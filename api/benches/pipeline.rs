@@ -109,7 +109,10 @@ async fn configuration(
     workers: usize,
 ) -> Measured {
     let api = Api::start(backends);
-    let pool: Vec<Process> = (0..workers).map(|_| start_worker(backends)).collect();
+    let mut pool: Vec<Process> = Vec::new();
+    for _ in 0..workers {
+        pool.push(start_worker(&api, backends).await);
+    }
     let file = fixture(AUDIO);
 
     // Throughput: everything at once.

@@ -131,7 +131,7 @@ async fn run(args: &Args, database: &'static str, backends: &Backends) -> Measur
     let receiver = Receiver::start().await;
     let api = Api::start(backends);
     register(&api, &receiver).await;
-    let _worker = start_worker(backends);
+    let _worker = start_worker(&api, backends).await;
     let jobs = submit(&api, args.jobs).await;
     let expected = jobs.len() * ENDPOINTS.len();
     wait_for(&receiver, expected).await;
@@ -184,7 +184,7 @@ async fn backlog(args: &Args, backends: &Backends) -> f64 {
         .push(("WARBLE_WEBHOOK_POLL_MS".into(), "3600000".into()));
     let api = Api::start(&asleep);
     register(&api, &receiver).await;
-    let worker = start_worker(backends);
+    let worker = start_worker(&api, backends).await;
     let jobs = submit(&api, args.jobs).await;
     for job in &jobs {
         api.wait_final(job, Duration::from_secs(600)).await;

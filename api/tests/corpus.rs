@@ -76,9 +76,11 @@ async fn every_format_is_accepted_and_every_bad_file_stopped() {
     let backends = Backends::local(dir.path());
     let api = Api::start(&backends);
     let mut worker = start_worker_with(
+        &api,
         &backends,
         &[("WARBLE_MAX_AUDIO_SECONDS", WORKER_MAX_SECONDS)],
-    );
+    )
+    .await;
 
     // Good files: (group, file) -> job id. 5.1 AAC is the one combination we cannot decode.
     let mut jobs: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -313,7 +315,7 @@ async fn a_dying_decoder_fails_the_job_not_the_worker() {
     let dir = tempfile::tempdir().unwrap();
     let backends = Backends::local(dir.path());
     let api = Api::start(&backends);
-    let mut starved = start_worker_with(&backends, &[("WARBLE_DECODE_MEMORY_MB", "4")]);
+    let mut starved = start_worker_with(&api, &backends, &[("WARBLE_DECODE_MEMORY_MB", "4")]).await;
     let id = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
     let job = api.wait_final(&id, Duration::from_secs(60)).await;
     println!("{job}");
@@ -330,7 +332,7 @@ async fn a_dying_decoder_fails_the_job_not_the_worker() {
         "the worker died"
     );
     drop(starved);
-    let _worker = start_worker_with(&backends, &[]);
+    let _worker = start_worker_with(&api, &backends, &[]).await;
     let id = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
     let job = api.wait_final(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "succeeded");

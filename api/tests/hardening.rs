@@ -223,7 +223,9 @@ async fn the_worker_refuses_a_model_with_the_wrong_checksum() {
     let digest = warble_common::hex(&sha2::Sha256::digest(
         std::fs::read(common::model()).unwrap(),
     ));
-    let _worker = common::start_worker_with(&backends, &[("WARBLE_MODEL_SHA256", &digest)]);
+    let api = Api::start(&backends);
+    let _worker =
+        common::start_worker_with(&api, &backends, &[("WARBLE_MODEL_SHA256", &digest)]).await;
 }
 
 /// Error bodies, 4xx and 5xx alike, name no file path, storage URI, SQL or code location:

@@ -27,7 +27,7 @@ async fn uploads_become_the_transcripts_the_engine_gives(
     _dir: &std::path::Path,
 ) {
     let api = Api::start(&backends);
-    let _worker = start_worker(&backends);
+    let _worker = start_worker(&api, &backends).await;
 
     let listed: Value = api.get_json("/v1/workers").await;
     let workers = listed["workers"].as_array().unwrap();

@@ -43,7 +43,7 @@ async fn the_api_keeps_to_its_spec_under_fuzzing() {
     let dir = tempfile::tempdir().unwrap();
     let backends = Backends::local(dir.path());
     let api = Api::start(&backends);
-    let _worker = start_worker(&backends);
+    let _worker = start_worker(&api, &backends).await;
     let job = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
     let done = api.wait_final(&job, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "succeeded", "{done}");

@@ -149,7 +149,7 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
 
     // Canceled while queued (no worker yet), then one success and one failure.
     let canceled = cancel_one(&api, Some(&callback)).await;
-    let _worker = start_worker(&backends);
+    let _worker = start_worker(&api, &backends).await;
     let response = submit_with_callback(&api, &callback).await;
     let succeeded = response.json::<Value>().await.unwrap()["id"]
         .as_str()

@@ -2,13 +2,16 @@
 
 #![allow(dead_code)]
 
+// The test databases' life is shared with warble-common's own tests.
+#[path = "../../../common/tests/support/postgres.rs"]
+mod postgres;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -90,6 +93,9 @@ pub struct Backends {
     pub objects: PathBuf,
     /// Extra environment for the processes (the S3 endpoint and keys).
     pub env: Vec<(String, String)>,
+    /// The Postgres database made for this test, dropped with the last clone: after the
+    /// test's processes, which it declares later and so drops first.
+    pub database: Option<Arc<postgres::TestDatabase>>,
 }
 
 impl Backends {
@@ -100,6 +106,7 @@ impl Backends {
             storage_url: format!("file://{}/blobs", dir.display()),
             objects: dir.join("blobs"),
             env: Vec::new(),
+            database: None,
         }
     }
 
@@ -141,6 +148,7 @@ impl Backends {
             storage_url: format!("s3://{bucket}/audio"),
             objects: root.join(bucket),
             env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            database: None,
         }
     }
 
@@ -177,36 +185,14 @@ impl Backends {
     }
 
     /// A fresh database on the Postgres server of `WARBLE_TEST_POSTGRES_URL` (default: the
-    /// local `test` database), with local files for storage. `None`, after saying why, when the
-    /// server cannot be reached, unless running in CI (`CI` set), where that fails the test.
+    /// local `test` database), dropped when the test ends, with local files for storage.
+    /// `None`, after saying why, when the server cannot be reached, unless running in CI
+    /// (`CI` set), where that fails the test.
     pub async fn postgres(dir: &Path) -> Option<Self> {
-        let admin_url = std::env::var("WARBLE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(&admin_url)
-            .await;
-        let admin = match admin {
-            Ok(pool) => pool,
-            Err(err) if std::env::var_os("CI").is_none() => {
-                eprintln!(
-                    "SKIPPED: Postgres at {admin_url} is unreachable ({err}); set WARBLE_TEST_POSTGRES_URL to run this test"
-                );
-                return None;
-            }
-            Err(err) => panic!("CI requires Postgres at {admin_url}: {err}"),
-        };
-        let name = format!(
-            "warble_test_{}",
-            ulid::Ulid::generate().to_string().to_lowercase()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let database = postgres::TestDatabase::create().await?;
         Some(Self {
-            database_url: format!("{base}/{name}"),
+            database_url: database.url.clone(),
+            database: Some(Arc::new(database)),
             ..Self::local(dir)
         })
     }
@@ -412,6 +398,7 @@ impl Api {
         }
         backends.apply(&mut cmd);
         let process = Process::spawn(cmd);
+        // The log is the only witness here: the port is the one the system picked.
         let line = process.wait_for("listening", Duration::from_secs(60));
         let address = line
             .split("address=")
@@ -510,49 +497,77 @@ impl Api {
 
     /// Polls the job until its status is final.
     pub async fn wait_final(&self, id: &str, timeout: Duration) -> Value {
-        self.wait_until(id, timeout, |status| {
-            ["succeeded", "failed", "canceled"].contains(&status)
+        self.wait_until(id, timeout, |job| {
+            ["succeeded", "failed", "canceled"].contains(&job["status"].as_str().unwrap())
         })
         .await
     }
 
-    /// Polls the job until `done(status)`, returning the job.
+    /// Polls the job until `done(job)`, returning the job.
     pub async fn wait_until(
         &self,
         id: &str,
         timeout: Duration,
-        done: impl Fn(&str) -> bool,
+        done: impl Fn(&Value) -> bool,
     ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let job = self.get_json(&format!("/v1/jobs/{id}")).await;
-            let status = job["status"].as_str().unwrap().to_string();
-            if done(&status) {
+            if done(&job) {
                 return job;
             }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} still {status} after {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "job after {timeout:?}: {job}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// The ids `GET /v1/workers` lists, asked as the admin (this client may be a user's).
+    async fn worker_ids(&self) -> Vec<String> {
+        let response = client_with_key(ADMIN_KEY)
+            .get(self.url("/v1/workers"))
+            .send()
+            .await
+            .unwrap();
+        let workers: Value = response.json().await.unwrap();
+        workers["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect()
+    }
 }
 
-/// A worker on the fixture model.
-pub fn start_worker(backends: &Backends) -> Process {
-    start_worker_with(backends, &[])
+/// A worker on the fixture model, once `api` lists it.
+pub async fn start_worker(api: &Api, backends: &Backends) -> Process {
+    start_worker_with(api, backends, &[]).await
 }
 
-/// A worker on the fixture model with extra environment variables.
-pub fn start_worker_with(backends: &Backends, env: &[(&str, &str)]) -> Process {
+/// A worker on the fixture model with extra environment variables, once `api` lists it: a
+/// worker registers when its model is loaded, just before it takes jobs.
+pub async fn start_worker_with(api: &Api, backends: &Backends, env: &[(&str, &str)]) -> Process {
+    let before = api.worker_ids().await;
     let mut cmd = Command::new(worker_bin());
     cmd.arg("run").arg("--model").arg(model());
     backends.apply(&mut cmd);
     cmd.envs(env.iter().copied());
-    let process = Process::spawn(cmd);
-    process.wait_for("worker ready", Duration::from_secs(60));
-    process
+    let mut process = Process::spawn(cmd);
+    let timeout = Duration::from_secs(60);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = api.worker_ids().await;
+        if now.iter().any(|id| !before.contains(id)) {
+            return process;
+        }
+        if let Some(status) = process.child.try_wait().unwrap() {
+            panic!("the worker stopped ({status}) before it registered");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new worker listed within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What `worker transcribe --json` prints for `file`.
