@@ -6,9 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::sync::Arc;
+
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 use warble_common::db::Database;
 use warble_common::destination::{self, DestinationError};
 use warble_common::webhook::outbox::{self, Claimed, Outcome};
@@ -46,8 +49,6 @@ pub struct WebhookArgs {
 
 /// Deliveries sent at once by one dispatcher.
 const CONCURRENCY: usize = 16;
-/// Deliveries leased at once.
-const BATCH: u32 = 64;
 /// The pause after the database failed to hand out deliveries (an outage): one warning per
 /// pause rather than one per poll.
 const BACKOFF: Duration = Duration::from_secs(5);
@@ -83,44 +84,88 @@ impl Dispatcher {
         }
     }
 
-    /// Runs for the life of the process.
-    pub fn spawn(self) {
-        tokio::spawn(async move {
-            loop {
-                match self.round().await {
-                    Ok(0) => tokio::time::sleep(self.poll).await,
-                    Ok(_) => {}
+    /// Runs until `shutdown` is cancelled, then finishes the attempts in flight (each ends
+    /// within the timeout) and returns.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(Arc::new(self).run(shutdown))
+    }
+
+    /// The send loop. A row is leased only when a sending slot is free for it, so every
+    /// leased row starts at once and ends within the timeout, well inside its lease: leasing
+    /// more than can be sent would let a lease expire on a row still waiting for a slot, and
+    /// another replica would send it too.
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut in_flight = JoinSet::new();
+        while !shutdown.is_cancelled() {
+            let free = CONCURRENCY - in_flight.len();
+            let claimed = if free == 0 {
+                0
+            } else {
+                match outbox::claim(&self.db, free as u32, self.lease().as_millis() as i64).await {
+                    Ok(rows) => {
+                        let count = rows.len();
+                        for row in rows {
+                            in_flight.spawn(self.clone().deliver(row));
+                        }
+                        count
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "claiming webhook deliveries; retrying in 5 s");
-                        tokio::time::sleep(BACKOFF).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(BACKOFF) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        continue;
                     }
                 }
+            };
+            if claimed > 0 && claimed == free {
+                // Every slot is busy and more may be due: lease again as soon as one frees.
+                in_flight.join_next().await;
+                continue;
             }
-        });
+            // Fewer due rows than free slots: wait for a slot, a poll or the end.
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
     }
 
-    /// One round: lease what is due and send it. Returns how many were sent.
-    async fn round(&self) -> Result<usize, warble_common::db::DbError> {
-        // A lease outlives an attempt, so a row is sent by one dispatcher at a time; one whose
-        // dispatcher died is sent again once the lease expires.
-        let lease = (self.timeout * 2 + Duration::from_secs(1)).as_millis() as i64;
-        let claimed = outbox::claim(&self.db, BATCH, lease).await?;
-        let count = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(CONCURRENCY, |claimed| async move {
-                let outcome = self.attempt(&claimed).await;
-                tracing::info!(delivery = %claimed.id, attempt = claimed.attempts + 1, ?outcome, "webhook attempt");
-                if let Err(err) = outbox::record(&self.db, &claimed, &outcome).await {
-                    // The lease expires and the delivery is sent again: at least once.
-                    tracing::warn!(delivery = %claimed.id, error = %err, "recording a webhook attempt");
-                }
-            })
-            .await;
-        Ok(count)
+    /// How long a claimed row stays ours: the attempt, plus as long again for reading the
+    /// secrets and recording the outcome, plus a second. One whose dispatcher died is sent
+    /// again once it expires.
+    fn lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(1)
     }
 
-    /// Sends one delivery once.
-    async fn attempt(&self, claimed: &Claimed) -> Outcome {
+    /// Sends one leased delivery and records the outcome under its lease.
+    async fn deliver(self: Arc<Self>, claimed: Claimed) {
+        let Some(outcome) = self.attempt(&claimed).await else {
+            tracing::warn!(delivery = %claimed.id, "not sent: too little of the lease left; it will be sent again");
+            return;
+        };
+        tracing::info!(delivery = %claimed.id, attempt = claimed.attempts + 1, ?outcome, "webhook attempt");
+        match outbox::record(&self.db, &claimed, &outcome).await {
+            Ok(true) => {}
+            // Only possible if this attempt outlived its lease (a stalled database): the row
+            // is another dispatcher's now, and its record is the one that counts.
+            Ok(false) => {
+                tracing::warn!(delivery = %claimed.id, "lease lost before the outcome was recorded")
+            }
+            // The lease expires and the delivery is sent again: at least once.
+            Err(err) => {
+                tracing::warn!(delivery = %claimed.id, error = %err, "recording a webhook attempt")
+            }
+        }
+    }
+
+    /// Sends one delivery once; `None` if too little of its lease is left for an attempt
+    /// (the database was slow to answer), so that it is not sent after another dispatcher
+    /// may have leased it.
+    async fn attempt(&self, claimed: &Claimed) -> Option<Outcome> {
         let abandon = |error: String| Outcome::Abandon {
             status: None,
             error,
@@ -129,12 +174,17 @@ impl Dispatcher {
         };
         let secrets = match outbox::secrets(&self.db, claimed).await {
             Ok(Some(secrets)) => secrets,
-            Ok(None) => return abandon("the endpoint was disabled or deleted".into()),
-            Err(err) => return self.retry(claimed, None, format!("database: {err}"), 0, None),
+            Ok(None) => return Some(abandon("the endpoint was disabled or deleted".into())),
+            Err(err) => {
+                return Some(self.retry(claimed, None, format!("database: {err}"), 0, None));
+            }
         };
         // IP-literal URLs never reach the resolver: check the URL itself before every send.
         if let Err(err) = destination::check_url(&claimed.url, self.allow_private) {
-            return abandon(err.to_string());
+            return Some(abandon(err.to_string()));
+        }
+        if claimed.lease_left() < self.timeout {
+            return None;
         }
         let timestamp = chrono::Utc::now().timestamp();
         let signature = signing::header(
@@ -157,22 +207,22 @@ impl Dispatcher {
         let latency_ms = started.elapsed().as_millis() as i64;
         let response = match sent {
             Ok(response) => response,
-            Err(err) => return self.retry(claimed, None, describe(&err), latency_ms, None),
+            Err(err) => return Some(self.retry(claimed, None, describe(&err), latency_ms, None)),
         };
         let status = response.status();
         if status.is_success() {
-            return Outcome::Delivered {
+            return Some(Outcome::Delivered {
                 status: status.as_u16(),
                 latency_ms,
-            };
+            });
         }
         if status == StatusCode::GONE {
-            return Outcome::Abandon {
+            return Some(Outcome::Abandon {
                 status: Some(410),
                 error: "the endpoint answered 410 Gone".into(),
                 latency_ms,
                 disable: Some("the endpoint answered 410 Gone".into()),
-            };
+            });
         }
         let retry_after = [
             StatusCode::TOO_MANY_REQUESTS,
@@ -183,13 +233,13 @@ impl Dispatcher {
         .flatten()
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
         .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
-        self.retry(
+        Some(self.retry(
             claimed,
             Some(status.as_u16()),
             format!("HTTP {}", status.as_u16()),
             latency_ms,
             retry_after,
-        )
+        ))
     }
 
     /// A failed attempt: retried after the next delay of the schedule (jittered, and no

@@ -211,20 +211,24 @@ impl IntoResponse for ApiError {
                     "something went wrong on our side; try again",
                 )
             }
-            Self::Db(err) => {
-                tracing::error!(error = %err, "database error");
+            // Only an outage is worth the client's retry; any other failure is ours to fix,
+            // and a 503 would have clients retry it for ever.
+            Self::Db(err) if err.is_unavailable() => {
+                tracing::error!(error = %err, "database unavailable");
                 unavailable(
                     "database_unavailable",
                     "the database did not answer; try again",
                 )
             }
-            Self::Storage(err) => {
-                tracing::error!(error = %err, "storage error");
+            Self::Db(err) => Self::Internal(format!("database: {err}")).into_response(),
+            Self::Storage(err) if err.is_unavailable() => {
+                tracing::error!(error = %err, "storage unavailable");
                 unavailable(
                     "storage_unavailable",
                     "object storage did not answer; try again",
                 )
             }
+            Self::Storage(err) => Self::Internal(format!("storage: {err}")).into_response(),
         }
     }
 }

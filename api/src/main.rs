@@ -170,8 +170,7 @@ async fn manage_keys(
                 Role::Admin => Quotas::default(),
                 Role::User => defaults,
             };
-            let (key, secret) =
-                keys::create(&db, &name, role, tenant.as_deref(), quotas, None).await?;
+            let (key, secret) = keys::create(&db, &name, role, tenant.as_deref(), quotas).await?;
             let detail = serde_json::json!({
                 "name": key.name, "role": key.role, "tenant": key.tenant, "quotas": key.quotas,
             });
@@ -274,20 +273,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
     };
-    api::spawn_sweeper(state.clone());
+    // Background tasks stop when the server does: the sweeper between sweeps, the dispatcher
+    // once its attempts in flight are recorded.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sweeper = api::spawn_sweeper(state.clone(), shutdown.clone());
     if args.webhooks.webhook_allow_private {
         tracing::warn!("WARBLE_WEBHOOK_ALLOW_PRIVATE is set: webhooks may reach private networks");
     }
-    api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn();
+    let dispatcher =
+        api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     // Tests and scripts read the bound address from this line (`--listen 127.0.0.1:0`).
     tracing::info!(address = %listener.local_addr()?, "listening");
     let app = api::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        .await;
+    shutdown.cancel();
+    for (name, task) in [("sweeper", sweeper), ("dispatcher", dispatcher)] {
+        if let Err(err) = task.await {
+            tracing::error!(task = name, error = %err, "background task ended abnormally");
+        }
+    }
+    served?;
     Ok(())
 }
 

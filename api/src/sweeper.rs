@@ -2,16 +2,20 @@
 //! once the job is in the database, so a queue hiccup (or a crash) between the two steps must
 //! not strand the job. Re-sending is harmless: queue tasks are keyed by job id.
 
+use tokio_util::sync::CancellationToken;
 use warble_common::job;
 
 use crate::{AppState, SWEEP_INTERVAL};
 
-/// Runs the sweep every [`SWEEP_INTERVAL`] until the process ends.
-pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
+/// Runs the sweep every [`SWEEP_INTERVAL`] until `shutdown` is cancelled.
+pub fn spawn_sweeper(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
             if let Err(err) = sweep(&state).await {
                 tracing::warn!(error = %err, "re-enqueue sweep failed");
             }

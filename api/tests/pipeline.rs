@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, Backends, fixture, start_worker, transcribe_cli};
+use common::{Api, Backends, error_of, fixture, start_worker, transcribe_cli};
 use serde_json::Value;
 use sha2::Digest;
 use warble_common::transcript::{Format, Transcript};
@@ -82,6 +82,10 @@ async fn uploads_become_the_transcripts_the_engine_gives(
         assert_eq!(get("vtt").await, transcript.render(Format::Vtt));
         let cues: Vec<String> = transcript.segments.iter().map(|s| s.text.clone()).collect();
         assert_eq!(cues.join(" "), transcript.text);
+        // Deleting a succeeded job's data leaves the job: its transcript is gone (410).
+        assert_eq!(api.delete(&format!("/v1/jobs/{id}")).await.status(), 200);
+        let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;
+        assert_eq!(common::error_of(response).await, (410, "gone".into()));
     }
 }
 
@@ -171,8 +175,9 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
     assert_eq!(backends.stored_objects(), 4);
+    // Canceled while queued, it never had a transcript: not "deleted" (410).
     let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;
-    assert_eq!(response.status(), 410);
+    assert_eq!(error_of(response).await, (409, "no_transcript".into()));
     let response = api.get("/v1/jobs?status=canceled").await;
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);

@@ -244,3 +244,33 @@ async fn a_database_outage_loses_nothing() {
     assert_eq!(ready.status(), 200);
     assert!(worker.child.try_wait().unwrap().is_none());
 }
+
+/// A worker running several jobs at once (`--concurrency`) reports every one of them in its
+/// heartbeat; before, `GET /v1/workers` showed only the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_reports_every_job_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::local(dir.path());
+    let api = Api::start(&backends);
+    let file = long_wav(dir.path(), LONG_SECS);
+    let _worker = start_worker_with(&api, &backends, &[("WARBLE_CONCURRENCY", "2")]).await;
+    let mut jobs = vec![api.submit_ok(&file).await, api.submit_ok(&file).await];
+    jobs.sort();
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let listed = api.get_json("/v1/workers").await;
+        let worker = &listed["workers"][0];
+        let mut held: Vec<String> =
+            serde_json::from_value(worker["current_jobs"].clone()).unwrap_or_default();
+        held.sort();
+        if held == jobs {
+            assert!(jobs.contains(&worker["current_job"].as_str().unwrap().to_string()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &jobs {
+        api.delete(&format!("/v1/jobs/{id}")).await;
+    }
+}

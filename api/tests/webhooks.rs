@@ -17,6 +17,7 @@ on_both_databases!(
     every_event_arrives_once_per_destination_signed,
     a_killed_api_redelivers_with_the_same_ids,
     two_replicas_send_each_delivery_once,
+    two_replicas_send_a_slow_backlog_once,
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -142,10 +143,10 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
         error_of(response).await,
         (422, "webhook_secret_missing".into())
     );
-    let tenant_secret = post(&api, "/v1/webhooks/secret").await["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = post(&api, "/v1/webhooks/secret").await;
+    // A first secret replaces nothing: no previous secret is signing until some time.
+    assert_eq!(first["previous_secret_expires_at"], Value::Null, "{first}");
+    let tenant_secret = first["secret"].as_str().unwrap().to_string();
 
     // Canceled while queued (no worker yet), then one success and one failure.
     let canceled = cancel_one(&api, Some(&callback)).await;
@@ -221,6 +222,10 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
 
     // After a rotation both secrets verify, the new one and (during the grace) the old one.
     let rotated = post(&api, &format!("/v1/webhooks/{all_id}/rotate-secret")).await;
+    assert!(
+        rotated["previous_secret_expires_at"].is_string(),
+        "{rotated}"
+    );
     let new_secret = rotated["secret"].as_str().unwrap().to_string();
     let again = api.submit_ok(&fixture("audio/tts_us_m6.wav")).await;
     api.wait_final(&again, WAIT).await;
@@ -254,18 +259,27 @@ async fn every_event_arrives_once_per_destination_signed(backends: Backends, dir
     );
     let theirs = other.get_json("/v1/webhooks/deliveries").await;
     assert_eq!(theirs["deliveries"].as_array().unwrap().len(), 0);
-    // A tenant's endpoints are capped (2 registered so far).
-    for _ in 2..25 {
+    // A tenant's endpoints are capped (2 registered so far), also against concurrent
+    // creates: before the count and the insert were one transaction, several of these saw
+    // room for one more and all got in.
+    for _ in 2..20 {
         register(&api, &receiver.url("/spare"), &["job.failed"]).await;
     }
-    let response = api
-        .client
-        .post(api.url("/v1/webhooks"))
-        .json(&json!({ "url": receiver.url("/one-more"), "events": ["job.failed"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_of(response).await, (409, "too_many_webhooks".into()));
+    let create = || async {
+        let response = api
+            .client
+            .post(api.url("/v1/webhooks"))
+            .json(&json!({ "url": receiver.url("/one-more"), "events": ["job.failed"] }))
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    };
+    let mut statuses = futures::future::join_all((0..12).map(|_| create())).await;
+    statuses.sort();
+    assert_eq!(statuses, [[201; 5].as_slice(), &[409; 7]].concat());
+    let listed = api.get_json("/v1/webhooks").await;
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 25);
     let everything = admin.get_json("/v1/webhooks/deliveries?limit=100").await;
     assert_eq!(
         everything["deliveries"].as_array().unwrap().len(),
@@ -352,6 +366,62 @@ async fn two_replicas_send_each_delivery_once(backends: Backends, _dir: &Path) {
     assert_eq!(ids.len(), 40);
     let seen: HashSet<String> = events(&got).into_iter().map(|(_, job)| job).collect();
     assert_eq!(seen, jobs.into_iter().collect::<HashSet<_>>());
+}
+
+/// A backlog larger than one dispatcher sends at once, to a receiver that answers just
+/// inside the timeout, with two replicas: each delivery arrives exactly once. Before leases
+/// were taken only for rows about to be sent, a replica leased 64 rows but sent them 16 at a
+/// time, so the last wave's leases expired while it waited and the other replica sent those
+/// rows again (and its late records overwrote the other's).
+async fn two_replicas_send_a_slow_backlog_once(backends: Backends, _dir: &Path) {
+    const EVENTS: usize = 72;
+    let backends = private(
+        backends,
+        &[
+            ("WARBLE_WEBHOOK_TIMEOUT_SECS", "1"),
+            ("WARBLE_WEBHOOK_POLL_MS", "20"),
+        ],
+    );
+    let receiver = Receiver::start().await;
+    receiver.plan(
+        "/slow",
+        vec![Reply::Hang(Duration::from_millis(900)); 4 * EVENTS],
+    );
+    // The events pile up while the first API's dispatcher sleeps (an hour's poll), so that
+    // they are all due when the replicas start.
+    let asleep = private(backends.clone(), &[("WARBLE_WEBHOOK_POLL_MS", "3600000")]);
+    let api = Api::start(&asleep);
+    let (hook, _) = register(&api, &receiver.url("/slow"), &["job.canceled"]).await;
+    let mut jobs = HashSet::new();
+    for _ in 0..EVENTS / 8 {
+        let batch = futures::future::join_all((0..8).map(|_| cancel_one(&api, None))).await;
+        jobs.extend(batch);
+    }
+    drop(api);
+    let replicas = [Api::start(&backends), Api::start(&backends)];
+    receiver.wait_for("/slow", EVENTS, WAIT).await;
+    // Long enough for every lease taken so far (3 s) to have expired twice.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let got = receiver.received("/slow");
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id.entry(r.id.clone()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(got.len(), EVENTS);
+    let seen: HashSet<String> = events(&got).into_iter().map(|(_, job)| job).collect();
+    assert_eq!(seen, jobs);
+    // The log counts one attempt each: no replica recorded an attempt on a row it had lost.
+    let log = replicas[0]
+        .get_json(&format!("/v1/webhooks/{hook}/deliveries?limit=100"))
+        .await;
+    let list = log["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), EVENTS);
+    for delivery in list {
+        assert_eq!(delivery["status"], "delivered", "{delivery}");
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+    }
 }
 
 /// The retry schedule, compressed: 1 s (± 20 %) between attempts, three retries, 1 s timeout.

@@ -17,6 +17,14 @@ use crate::config::DatabaseArgs;
 /// versions as unknown.
 const MIGRATIONS_TABLE: &str = "warble_migrations";
 
+/// The first statement of a transaction that checks, then writes, for tenant `$1` (counts its
+/// webhook endpoints, looks for a live admin): upserting the tenant's row locks it until the
+/// transaction ends (on SQLite, the first write takes the database's write lock), so the same
+/// transactions on other connections and replicas wait, and their reads, made after, see this
+/// one's writes. Quotas do the same with the key's usage row (`job::insert`).
+pub(crate) const LOCK_TENANT: &str = "INSERT INTO warble_tenants (tenant) VALUES ($1) \
+     ON CONFLICT (tenant) DO UPDATE SET tenant = excluded.tenant";
+
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -32,6 +40,51 @@ pub enum DbError {
     /// Setting up apalis's tables failed.
     #[error("setting up the queue tables: {0}")]
     Queue(String),
+}
+
+impl DbError {
+    /// Whether the database is unreachable or overloaded, so that the same request may work
+    /// later (503 with `Retry-After`), rather than a fault in the query or the data, which a
+    /// retry would meet again (constraint violations, decode errors, a row that is not
+    /// there).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sqlx(err) => unavailable(err),
+            Self::BadUrl | Self::Migrate(_) | Self::Queue(_) => false,
+        }
+    }
+}
+
+/// See [`DbError::is_unavailable`]. Database errors are judged by their code: Postgres's
+/// SQLSTATE classes 08 (connection), 53 (insufficient resources), 57P01–57P03 (shutting
+/// down, starting up), 40001/40P01 (serialization failure, deadlock: try again), and
+/// SQLite's primary result codes BUSY, LOCKED, IOERR, FULL and CANTOPEN.
+fn unavailable(err: &sqlx::Error) -> bool {
+    use sqlx::Error;
+    match err {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed
+        | Error::BeginFailed => true,
+        Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended codes carry the primary one in their low byte.
+                let primary = code.parse::<i32>().unwrap_or_default() & 0xff;
+                [5, 6, 10, 13, 14].contains(&primary)
+            } else {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || ["57P01", "57P02", "57P03", "40001", "40P01"].contains(&code.as_ref())
+            }
+        }
+        _ => false,
+    }
 }
 
 /// A stored name that no variant of the enum read from it has: a row written by a newer

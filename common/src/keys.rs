@@ -141,16 +141,29 @@ macro_rules! key_columns {
     };
 }
 
-/// Stores a key for `secret` (a new random one if `None`) and returns it with its secret. The
-/// tenant defaults to the key's own id: a tenant of its own.
+/// Stores a key with a new random secret and returns it with the secret. The tenant defaults
+/// to the key's own id: a tenant of its own.
 pub async fn create(
     db: &Database,
     name: &str,
     role: Role,
     tenant: Option<&str>,
     quotas: Quotas,
-    secret: Option<&str>,
 ) -> Result<(ApiKey, String), DbError> {
+    let (key, secret) = new_key(name, role, tenant, quotas, None);
+    // 256 random bits are never already stored: the insert cannot be skipped.
+    insert(db, &key, &secret, false).await?;
+    Ok((key, secret))
+}
+
+/// A key for `secret` (a new random one if `None`), not stored yet.
+fn new_key(
+    name: &str,
+    role: Role,
+    tenant: Option<&str>,
+    quotas: Quotas,
+    secret: Option<&str>,
+) -> (ApiKey, String) {
     let secret = secret.map_or_else(generate, str::to_string);
     let id = Ulid::generate().to_string();
     let key = ApiKey {
@@ -163,27 +176,58 @@ pub async fn create(
         revoked_at: None,
         quotas,
     };
-    with_pool!(db, pool => {
-        sqlx::query(
+    (key, secret)
+}
+
+/// Stores `key`; `false` if its secret is already stored, or, with `first_admin`, if a live
+/// admin key exists. The check and the write are one transaction under the key's tenant's
+/// lock, so API replicas starting together on a fresh database make one first admin, not one
+/// each.
+async fn insert(
+    db: &Database,
+    key: &ApiKey,
+    secret: &str,
+    first_admin: bool,
+) -> Result<bool, DbError> {
+    let inserted = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        if first_admin {
+            sqlx::query(crate::db::LOCK_TENANT)
+                .bind(&key.tenant)
+                .execute(&mut *tx)
+                .await?;
+            let (admins,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM warble_api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if admins > 0 {
+                return Ok(false);
+            }
+        }
+        let inserted = sqlx::query(
             "INSERT INTO warble_api_keys (id, name, role, tenant, prefix, sha256, created_at, \
              quota_concurrent_jobs, quota_audio_seconds_per_day, quota_upload_bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (sha256) DO NOTHING",
         )
         .bind(&key.id)
         .bind(&key.name)
         .bind(key.role.as_str())
         .bind(&key.tenant)
         .bind(&key.prefix)
-        .bind(hash(&secret))
+        .bind(hash(secret))
         .bind(key.created_at)
-        .bind(quotas.concurrent_jobs.map(i64::from))
-        .bind(quotas.audio_seconds_per_day.map(|v| v as i64))
-        .bind(quotas.upload_bytes.map(|v| v as i64))
-        .execute(pool)
-        .await
-        .map(|_| ())?
+        .bind(key.quotas.concurrent_jobs.map(i64::from))
+        .bind(key.quotas.audio_seconds_per_day.map(|v| v as i64))
+        .bind(key.quotas.upload_bytes.map(|v| v as i64))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        inserted
     });
-    Ok((key, secret))
+    Ok(inserted)
 }
 
 /// Every key, newest first.
@@ -255,48 +299,34 @@ pub async fn bootstrap_admin(
     db: &Database,
     configured: Option<&str>,
 ) -> Result<Option<String>, DbError> {
-    if let Some(secret) = configured {
-        let known: Option<(String,)> = with_pool!(db, pool => {
-            sqlx::query_as("SELECT id FROM warble_api_keys WHERE sha256 = $1")
-                .bind(hash(secret))
-                .fetch_optional(pool)
-                .await?
-        });
-        if known.is_none() {
-            let (key, _) = create(
-                db,
-                "WARBLE_ADMIN_KEY",
-                Role::Admin,
-                Some("admin"),
-                Quotas::default(),
-                Some(secret),
-            )
-            .await?;
-            audit_startup(db, &key).await?;
-        }
-        return Ok(None);
-    }
-    let admins: (i64,) = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT COUNT(*) FROM warble_api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+    // Replicas may start together: each check is made with its write, in one transaction.
+    let admin = |secret| {
+        new_key(
+            "first admin",
+            Role::Admin,
+            Some("admin"),
+            Quotas::default(),
+            secret,
         )
-        .fetch_one(pool)
-        .await?
-    });
-    if admins.0 > 0 {
+    };
+    let (key, secret, first_admin) = match configured {
+        Some(secret) => {
+            let (mut key, secret) = admin(Some(secret));
+            key.name = "WARBLE_ADMIN_KEY".into();
+            (key, secret, false)
+        }
+        None => {
+            let (key, secret) = admin(None);
+            (key, secret, true)
+        }
+    };
+    if !insert(db, &key, &secret, first_admin).await? {
+        // The configured secret is known (a revoked one stays revoked), or an admin exists.
         return Ok(None);
     }
-    let (key, secret) = create(
-        db,
-        "first admin",
-        Role::Admin,
-        Some("admin"),
-        Quotas::default(),
-        None,
-    )
-    .await?;
     audit_startup(db, &key).await?;
-    Ok(Some(secret))
+    // A configured secret is the operator's already; only a made one is shown.
+    Ok(first_admin.then_some(secret))
 }
 
 /// Records a key made at start-up.

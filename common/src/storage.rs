@@ -41,6 +41,25 @@ pub enum StorageError {
     Local(#[from] std::io::Error),
 }
 
+impl StorageError {
+    /// Whether the store is unreachable, refusing or out of space, so that the same request
+    /// may work later, rather than a fault of ours (a bad key or setting, an object we expected
+    /// that is not there), which a retry would meet again.
+    pub fn is_unavailable(&self) -> bool {
+        use object_store::Error;
+        match self {
+            Self::Store(
+                Error::InvalidPath { .. }
+                | Error::NotSupported { .. }
+                | Error::NotImplemented { .. }
+                | Error::UnknownConfigurationKey { .. },
+            ) => false,
+            Self::Store(_) | Self::Local(_) => true,
+            Self::BadUrl(_) | Self::CreateDir { .. } | Self::NotFound(_) => false,
+        }
+    }
+}
+
 /// A handle on the configured store; cheap to clone.
 #[derive(Clone)]
 pub struct Storage {

@@ -9,7 +9,7 @@ use crate::db::{Database, DbError};
 use crate::with_pool;
 
 /// A worker as last reported.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkerInfo {
     /// `host-pid-suffix`, unique per process.
     pub id: String,
@@ -19,7 +19,9 @@ pub struct WorkerInfo {
     pub device: String,
     /// The model reference it loaded.
     pub model: String,
-    /// The job it is transcribing, if any.
+    /// The jobs it holds (`--concurrency` may be more than one), oldest first.
+    pub current_jobs: Vec<String>,
+    /// The first of `current_jobs`, for clients of the API before `current_jobs` existed.
     pub current_job: Option<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -27,12 +29,42 @@ pub struct WorkerInfo {
     pub last_seen: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct WorkerRow {
+    id: String,
+    hostname: String,
+    device: String,
+    model: String,
+    current_jobs: String,
+    started_at: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
+impl TryFrom<WorkerRow> for WorkerInfo {
+    type Error = DbError;
+
+    fn try_from(row: WorkerRow) -> Result<Self, DbError> {
+        let current_jobs: Vec<String> = serde_json::from_str(&row.current_jobs)
+            .map_err(|err| DbError::Sqlx(sqlx::Error::Decode(err.into())))?;
+        Ok(Self {
+            id: row.id,
+            hostname: row.hostname,
+            device: row.device,
+            model: row.model,
+            current_job: current_jobs.first().cloned(),
+            current_jobs,
+            started_at: row.started_at,
+            last_seen: row.last_seen,
+        })
+    }
+}
+
 /// Records a starting worker (or refreshes it).
 pub async fn register(db: &Database, worker: &WorkerInfo) -> Result<(), DbError> {
     with_pool!(db, pool => {
         sqlx::query(
-            "INSERT INTO warble_workers (id, hostname, device, model, current_job, started_at, last_seen) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $5) \
+            "INSERT INTO warble_workers (id, hostname, device, model, current_jobs, started_at, last_seen) \
+             VALUES ($1, $2, $3, $4, '[]', $5, $5) \
              ON CONFLICT (id) DO UPDATE SET last_seen = $5",
         )
         .bind(&worker.id)
@@ -46,13 +78,14 @@ pub async fn register(db: &Database, worker: &WorkerInfo) -> Result<(), DbError>
     Ok(())
 }
 
-/// A heartbeat: the worker is alive and holds `current_job`.
-pub async fn beat(db: &Database, id: &str, current_job: Option<&str>) -> Result<(), DbError> {
+/// A heartbeat: the worker is alive and holds `current_jobs`.
+pub async fn beat(db: &Database, id: &str, current_jobs: &[String]) -> Result<(), DbError> {
+    let current_jobs = serde_json::to_string(current_jobs).expect("strings serialise");
     with_pool!(db, pool => {
-        sqlx::query("UPDATE warble_workers SET last_seen = $2, current_job = $3 WHERE id = $1")
+        sqlx::query("UPDATE warble_workers SET last_seen = $2, current_jobs = $3 WHERE id = $1")
             .bind(id)
             .bind(Utc::now())
-            .bind(current_job)
+            .bind(current_jobs)
             .execute(pool)
             .await?;
     });
@@ -72,14 +105,14 @@ pub async fn deregister(db: &Database, id: &str) -> Result<(), DbError> {
 
 /// Workers seen since `since`, newest heartbeat first.
 pub async fn list(db: &Database, since: DateTime<Utc>) -> Result<Vec<WorkerInfo>, DbError> {
-    let rows = with_pool!(db, pool => {
+    let rows: Vec<WorkerRow> = with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT id, hostname, device, model, current_job, started_at, last_seen \
+            "SELECT id, hostname, device, model, current_jobs, started_at, last_seen \
              FROM warble_workers WHERE last_seen >= $1 ORDER BY last_seen DESC",
         )
         .bind(since)
         .fetch_all(pool)
         .await?
     });
-    Ok(rows)
+    rows.into_iter().map(WorkerInfo::try_from).collect()
 }

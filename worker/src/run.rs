@@ -5,7 +5,7 @@
 //! good when its audio cannot be decoded or when it has used up its attempts; errors of the
 //! database or the store are retried after a growing pause.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 use tokio::sync::watch;
 use warble_audio::{AudioError, Sandbox};
 use warble_common::config::{AudioArgs, PlatformArgs};
-use warble_common::db::Database;
+use warble_common::db::{Database, DbError};
 use warble_common::filename;
 use warble_common::job::{self, JobError};
 use warble_common::queue::{Queue, TranscribeTask};
@@ -63,6 +63,8 @@ struct Shared {
     current: Mutex<Vec<String>>,
     /// Set when the worker was asked to stop: jobs delivered from then on are handed back.
     draining: AtomicBool,
+    /// Consecutive failures to start a job (the database), for the pause before the next.
+    start_failures: AtomicU32,
 }
 
 /// Holds a job in [`Shared::current`] from the start of its delivery to the end.
@@ -123,6 +125,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         hostname: host,
         device: args.model.device.clone(),
         model: args.model.model.clone(),
+        current_jobs: Vec::new(),
         current_job: None,
         started_at: now,
         last_seen: now,
@@ -138,6 +141,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_attempts: i64::from(args.platform.queue.max_attempts.max(1)),
         current: Mutex::new(Vec::new()),
         draining: AtomicBool::new(false),
+        start_failures: AtomicU32::new(0),
     });
     let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
@@ -225,8 +229,8 @@ async fn beat(ctx: Ctx, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let current = ctx.current.lock().expect("not poisoned").first().cloned();
-        if let Err(err) = workers::beat(&ctx.db, &ctx.worker_id, current.as_deref()).await {
+        let current = ctx.current.lock().expect("not poisoned").clone();
+        if let Err(err) = workers::beat(&ctx.db, &ctx.worker_id, &current).await {
             tracing::warn!(error = %err, "heartbeat failed");
         }
     }
@@ -240,8 +244,8 @@ enum Failure {
     Transient(anyhow::Error),
 }
 
-impl From<warble_common::db::DbError> for Failure {
-    fn from(err: warble_common::db::DbError) -> Self {
+impl From<DbError> for Failure {
+    fn from(err: DbError) -> Self {
         Self::Transient(err.into())
     }
 }
@@ -262,13 +266,24 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
         // Untouched: the queue delivers it again, to another worker or to this one restarted.
         return Err("the worker is stopping; job handed back".into());
     }
-    let started = match job::start(&ctx.db, &id, &ctx.worker_id).await? {
-        Some(started) => started,
-        None => {
+    let started = match job::start(&ctx.db, &id, &ctx.worker_id).await {
+        Ok(Some(started)) => started,
+        Ok(None) => {
             tracing::info!(job = %id, "job already finished or canceled; skipping");
             return Ok(());
         }
+        Err(err) => {
+            // Nothing was changed. Hand the job back after a pause that grows while the
+            // failures go on: an immediate return would have the queue deliver it again at
+            // once, spending its deliveries in a busy loop through an outage.
+            let failures = ctx.start_failures.fetch_add(1, Ordering::SeqCst);
+            let pause = backoff(failures);
+            tracing::warn!(job = %id, error = %err, pause_secs = pause.as_secs(), "starting the job failed; will retry");
+            tokio::time::sleep(pause).await;
+            return Err(err.into());
+        }
     };
+    ctx.start_failures.store(0, Ordering::SeqCst);
     let attempt = started.job.attempts;
     if attempt > ctx.max_attempts {
         let error = JobError {
@@ -278,7 +293,7 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
                 attempt - 1
             ),
         };
-        job::fail(&ctx.db, &id, None, &error).await?;
+        settle(&ctx, &id, || job::fail(&ctx.db, &id, None, &error)).await?;
         tracing::error!(job = %id, "job failed: out of attempts");
         return Ok(());
     }
@@ -288,16 +303,51 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
         Ok(()) => Ok(()),
         Err(Failure::Permanent(error)) => {
             tracing::warn!(job = %id, code = %error.code, message = %error.message, "job failed");
-            job::fail(&ctx.db, &id, Some(&ctx.worker_id), &error).await?;
+            settle(&ctx, &id, || {
+                job::fail(&ctx.db, &id, Some(&ctx.worker_id), &error)
+            })
+            .await?;
             Ok(())
         }
         Err(Failure::Transient(err)) => {
             // Wait before giving the job back so a struggling dependency is not hammered;
             // the queue then delivers it again and the next attempt is counted.
-            let pause = Duration::from_secs(2u64.saturating_pow(attempt as u32).min(60));
+            let pause = backoff(attempt as u32);
             tracing::warn!(job = %id, attempt, error = %err, pause_secs = pause.as_secs(), "attempt failed; will retry");
             tokio::time::sleep(pause).await;
             Err(err.into())
+        }
+    }
+}
+
+/// The pause before the `n`th retry (from 0): 1 s, doubling, at most a minute.
+fn backoff(n: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(n).min(60))
+}
+
+/// Writes a job's outcome once the work is done (`write` is `job::succeed` or `job::fail`),
+/// retrying while the database is unavailable. Giving the job back instead would have it
+/// decoded and transcribed again, and a permanent error would end up as `too_many_attempts`
+/// with its own code lost. Gives up when the worker is stopping (the job is then handed
+/// back) or on an error that is not an outage, which retrying would meet again.
+async fn settle<F, Fut>(ctx: &Shared, id: &str, write: F) -> Result<bool, DbError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, DbError>>,
+{
+    let mut retries = 0;
+    loop {
+        match write().await {
+            Ok(done) => return Ok(done),
+            Err(err) if !err.is_unavailable() || ctx.draining.load(Ordering::SeqCst) => {
+                return Err(err);
+            }
+            Err(err) => {
+                let pause = backoff(retries).min(Duration::from_secs(10));
+                tracing::warn!(job = %id, error = %err, pause_secs = pause.as_secs(), "recording the outcome failed; retrying");
+                tokio::time::sleep(pause).await;
+                retries += 1;
+            }
         }
     }
 }
@@ -380,7 +430,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     };
     let json =
         serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
-    if job::succeed(&ctx.db, id, &ctx.worker_id, &json).await? {
+    if settle(ctx, id, || job::succeed(&ctx.db, id, &ctx.worker_id, &json)).await? {
         tracing::info!(job = %id, duration, words = transcript.words.len(), decode_ms,
             inference_ms, "job succeeded");
     } else {

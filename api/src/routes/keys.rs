@@ -93,7 +93,6 @@ pub async fn create(
         new.role,
         new.tenant.as_deref(),
         quotas,
-        None,
     )
     .await?;
     tracing::info!(by = %caller.key_id, key = %key.id, role = ?key.role, tenant = %key.tenant, "key created");

@@ -72,8 +72,9 @@ pub struct CreatedWebhook {
 pub struct NewSecret {
     /// The secret that signs from now on.
     pub secret: String,
-    /// Until then the previous secret signs too (a second signature in the header).
-    pub previous_secret_expires_at: DateTime<Utc>,
+    /// Until then the previous secret signs too (a second signature in the header); `null`
+    /// when there was no previous secret (a tenant's first).
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Endpoints.
@@ -299,7 +300,7 @@ pub async fn rotate(
     .await;
     Ok(Json(NewSecret {
         secret,
-        previous_secret_expires_at: webhook.previous_secret_expires_at.unwrap_or_else(Utc::now),
+        previous_secret_expires_at: webhook.previous_secret_expires_at,
     }))
 }
 

@@ -157,15 +157,6 @@ pub async fn create(
     events: &[Event],
     description: Option<&str>,
 ) -> Result<Option<(Webhook, String)>, DbError> {
-    let (count,): (i64,) = with_pool!(db, pool => {
-        sqlx::query_as("SELECT COUNT(*) FROM warble_webhooks WHERE tenant = $1")
-            .bind(tenant)
-            .fetch_one(pool)
-            .await?
-    });
-    if count >= MAX_PER_TENANT {
-        return Ok(None);
-    }
     let secret = signing::generate();
     let now = Utc::now();
     let sql = concat!(
@@ -173,8 +164,22 @@ pub async fn create(
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
         webhook_columns!()
     );
+    // Counted and inserted in one transaction under the tenant's lock: concurrent creates
+    // cannot both see 24.
     let row: WebhookRow = with_pool!(db, pool => {
-        sqlx::query_as(sql)
+        let mut tx = pool.begin().await?;
+        sqlx::query(crate::db::LOCK_TENANT)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM warble_webhooks WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= MAX_PER_TENANT {
+            return Ok(None);
+        }
+        let row = sqlx::query_as(sql)
             .bind(Ulid::generate().to_string())
             .bind(tenant)
             .bind(url)
@@ -182,8 +187,10 @@ pub async fn create(
             .bind(description)
             .bind(&secret)
             .bind(now)
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row
     });
     Ok(Some((row.into(), secret)))
 }
@@ -325,28 +332,28 @@ pub async fn rotate(
 }
 
 /// Gives `tenant` a new default secret, which signs callbacks to jobs' own `callback_url`;
-/// the previous one keeps signing for `grace`. Returns the secret, shown once, and when the
-/// previous one stops signing.
+/// the previous one, if there was one, keeps signing for `grace`. Returns the secret, shown
+/// once, and when the previous one stops signing (`None` for a tenant's first secret).
 pub async fn rotate_tenant_secret(
     db: &Database,
     tenant: &str,
     grace: TimeDelta,
-) -> Result<(String, DateTime<Utc>), DbError> {
+) -> Result<(String, Option<DateTime<Utc>>), DbError> {
     let secret = signing::generate();
     let now = Utc::now();
-    let previous_expires_at = now + grace;
-    with_pool!(db, pool => {
-        sqlx::query(
+    let (previous_expires_at,): (Option<DateTime<Utc>>,) = with_pool!(db, pool => {
+        sqlx::query_as(
             "INSERT INTO warble_tenant_secrets (tenant, secret, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant) DO UPDATE SET previous_secret = warble_tenant_secrets.secret, \
-             previous_expires_at = $4, secret = excluded.secret, created_at = excluded.created_at",
+             previous_expires_at = $4, secret = excluded.secret, created_at = excluded.created_at \
+             RETURNING previous_expires_at",
         )
         .bind(tenant)
         .bind(&secret)
         .bind(now)
-        .bind(previous_expires_at)
-        .execute(pool)
-        .await?;
+        .bind(now + grace)
+        .fetch_one(pool)
+        .await?
     });
     Ok((secret, previous_expires_at))
 }

@@ -247,6 +247,18 @@ pub struct Claimed {
     pub payload: String,
     /// Attempts before this one.
     pub attempts: i64,
+    /// The end of this claim's lease (Unix ms). It also fences the claim: a later claim of
+    /// the same row (after this lease expired) sets a later one, so [`record`] can tell
+    /// whether the row is still ours.
+    pub locked_until_ms: i64,
+}
+
+impl Claimed {
+    /// What is left of the lease.
+    pub fn lease_left(&self) -> std::time::Duration {
+        let left = self.locked_until_ms - Utc::now().timestamp_millis();
+        std::time::Duration::from_millis(left.max(0) as u64)
+    }
 }
 
 /// The due deliveries, oldest first, up to `$3`, leased until `$1 + $2` (Unix ms).
@@ -262,7 +274,7 @@ macro_rules! claim_sql {
 /// The end of [`claim_sql`].
 macro_rules! claim_returning {
     () => {
-        ") RETURNING id, webhook_id, tenant, url, payload, attempts"
+        ") RETURNING id, webhook_id, tenant, url, payload, attempts, locked_until_ms"
     };
 }
 
@@ -364,8 +376,10 @@ pub enum Outcome {
     },
 }
 
-/// Records an attempt's outcome and releases the lease.
-pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Result<(), DbError> {
+/// Records an attempt's outcome and releases the lease, if the row is still leased by
+/// `claimed`; `false` (and nothing written) if the lease expired and another dispatcher
+/// claimed the row since: its outcome is the one that counts.
+pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Result<bool, DbError> {
     let now = Utc::now();
     let (status, code, error, latency, next) = match outcome {
         Outcome::Delivered { status, latency_ms } => {
@@ -391,12 +405,13 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
         } => ("failed", *status, Some(error.as_str()), *latency_ms, None),
     };
     let finished = (status != "pending").then_some(now);
-    with_pool!(db, pool => {
+    let held = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        sqlx::query(
+        let held = sqlx::query(
             "UPDATE warble_deliveries SET status = $2, attempts = attempts + 1, \
              last_status_code = $3, last_error = $4, last_latency_ms = $5, \
-             next_attempt_ms = $6, locked_until_ms = NULL, finished_at = $7 WHERE id = $1",
+             next_attempt_ms = $6, locked_until_ms = NULL, finished_at = $7 \
+             WHERE id = $1 AND locked_until_ms = $8",
         )
         .bind(&claimed.id)
         .bind(status)
@@ -405,8 +420,14 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
         .bind(latency)
         .bind(next)
         .bind(finished)
+        .bind(claimed.locked_until_ms)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !held {
+            return Ok(false);
+        }
         if let (Outcome::Abandon { disable: Some(reason), .. }, Some(webhook)) =
             (outcome, &claimed.webhook_id)
         {
@@ -427,8 +448,9 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
                 .await?;
         }
         tx.commit().await?;
+        held
     });
-    Ok(())
+    Ok(held)
 }
 
 /// Deliveries newest first: of one endpoint (`webhook`), or all that `tenant` may see

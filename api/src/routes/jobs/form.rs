@@ -1,0 +1,182 @@
+//! The multipart form of `POST /v1/jobs`, read field by field as it arrives: the file part
+//! streams into storage (and a local spool) through [`Incoming`], the small fields are
+//! checked as they come.
+
+use axum::extract::Multipart;
+use axum::extract::multipart::{Field, MultipartError};
+use axum::http::StatusCode;
+use warble_common::{destination, filename, webhook};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upload::{Incoming, UploadLimit};
+
+/// Largest `metadata` object, bytes of JSON.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Decoders a job may ask for.
+const DECODERS: [&str; 3] = ["tdt", "rnnt", "ctc"];
+
+/// What reading a form needs to know: whose it is, how much it may carry, and where its file
+/// goes.
+pub struct Intake<'a> {
+    /// The server.
+    pub state: &'a AppState,
+    /// The submitting key's tenant (its callback secret is checked).
+    pub tenant: &'a str,
+    /// How large the file may be.
+    pub limit: UploadLimit,
+    /// The storage key of the file.
+    pub audio_key: &'a str,
+}
+
+/// A submission as read: the file, on its way into storage, and the other fields, checked.
+#[derive(Default)]
+pub struct Submission {
+    /// The `file` part, received and not yet checked or committed (`None`: the form had none).
+    pub file: Option<Incoming>,
+    /// `decoder`.
+    pub decoder: Option<String>,
+    /// `callback_url`, checked.
+    pub callback_url: Option<String>,
+    /// `metadata`, a JSON object.
+    pub metadata: Option<serde_json::Value>,
+    /// The file part's name, cleaned for display.
+    pub filename: Option<String>,
+    /// The file part's declared type, as the client sent it.
+    pub content_type: Option<String>,
+}
+
+impl Submission {
+    /// Reads the whole form. On a refusal the part of the file already stored is removed.
+    pub async fn read(intake: &Intake<'_>, multipart: &mut Multipart) -> Result<Self, ApiError> {
+        let mut form = Self::default();
+        let read = async {
+            while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
+                form.take(intake, &mut field).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match read {
+            Ok(()) => Ok(form),
+            Err(err) => {
+                if let Some(file) = form.file.take() {
+                    file.abort().await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Takes one field. An empty text field is one left blank in a form: not given.
+    async fn take(&mut self, intake: &Intake<'_>, field: &mut Field<'_>) -> Result<(), ApiError> {
+        match field.name().unwrap_or_default() {
+            "file" => {
+                if self.file.is_some() {
+                    return Err(ApiError::bad_request(
+                        "duplicate_file",
+                        "send one `file` part",
+                    ));
+                }
+                self.filename = field.file_name().and_then(filename::sanitize);
+                self.content_type = field.content_type().map(str::to_string);
+                let extension = self.filename.as_deref().and_then(filename::extension);
+                let file = self.file.insert(
+                    Incoming::start(
+                        intake.state,
+                        intake.audio_key,
+                        extension.as_deref(),
+                        self.content_type.as_deref(),
+                    )
+                    .await?,
+                );
+                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                    file.write(&chunk, intake.limit).await?;
+                }
+            }
+            "decoder" => {
+                let value = small_text(field, 64).await?;
+                if value.is_empty() {
+                    return Ok(());
+                }
+                if !DECODERS.contains(&value.as_str()) {
+                    return Err(ApiError::bad_request(
+                        "invalid_decoder",
+                        format!("decoder must be one of {}", DECODERS.join(", ")),
+                    ));
+                }
+                self.decoder = Some(value);
+            }
+            "callback_url" => {
+                let value = small_text(field, destination::MAX_URL_LEN + 1).await?;
+                if value.is_empty() {
+                    return Ok(());
+                }
+                let url = destination::check_url(&value, intake.state.webhook_allow_private)
+                    .map_err(|err| ApiError::Unprocessable {
+                        code: "invalid_callback_url",
+                        message: err.to_string(),
+                    })?;
+                if !webhook::has_tenant_secret(&intake.state.db, intake.tenant).await? {
+                    return Err(ApiError::Unprocessable {
+                        code: "webhook_secret_missing",
+                        message: "callbacks are signed with your tenant's secret: make it \
+                                  first with POST /v1/webhooks/secret"
+                            .into(),
+                    });
+                }
+                self.callback_url = Some(url.into());
+            }
+            "metadata" => {
+                let value = small_text(field, MAX_METADATA_BYTES).await?;
+                if value.is_empty() {
+                    return Ok(());
+                }
+                match serde_json::from_str::<serde_json::Value>(&value) {
+                    Ok(object @ serde_json::Value::Object(_)) => self.metadata = Some(object),
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_metadata",
+                            "metadata must be a JSON object",
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!(
+                        "unknown form field {other:?}; expected file, decoder, metadata, \
+                         callback_url"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A form that could not be parsed, or a body over axum's limit.
+fn bad_form(err: MultipartError) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge("the request body is larger than the limit".into());
+    }
+    ApiError::bad_request("invalid_multipart", err.body_text())
+}
+
+/// A text field of at most `limit` bytes.
+async fn small_text(field: &mut Field<'_>, limit: usize) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::bad_request(
+                "field_too_large",
+                format!("{name} is longer than {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8")))
+}

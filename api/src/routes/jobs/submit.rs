@@ -1,0 +1,242 @@
+//! `POST /v1/jobs`: an upload becomes a queued job. The order matters: what can be refused
+//! before the body is read is ([`admit`]); the form is read with the file streamed to storage
+//! ([`Submission`]); the file is checked, then the job recorded and charged in one transaction,
+//! then queued. Whatever is refused leaves nothing behind.
+
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use ulid::Ulid;
+use utoipa::ToSchema;
+use warble_common::job::{self, Inserted, Job, NewJob};
+use warble_common::keys::Caller;
+use warble_common::quota;
+
+use super::form::{Intake, MAX_METADATA_BYTES, Submission};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::upload::UploadLimit;
+
+/// Longest `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Bytes a submission may carry beyond its file: the other fields and the multipart framing.
+pub const FORM_OVERHEAD: usize = MAX_METADATA_BYTES + 16 * 1024;
+
+/// The multipart form of `POST /v1/jobs` (for the spec; the handler streams it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SubmitForm {
+    /// The audio file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `tdt`, `rnnt` or `ctc`; default (also when empty): the model's main decoder.
+    #[schema(pattern = "^(tdt|rnnt|ctc)?$")]
+    decoder: Option<String>,
+    /// A JSON object (at most 16 KB) returned with the job; empty is none.
+    metadata: Option<String>,
+    /// Where to POST `job.succeeded`, `job.failed` or `job.canceled` for this job (http or
+    /// https, a public address), signed with the tenant's default secret
+    /// (`POST /v1/webhooks/secret`, needed first); empty is none.
+    #[schema(max_length = 2048)]
+    callback_url: Option<String>,
+}
+
+/// Submit audio for transcription.
+///
+/// Accepted: WAV, FLAC, MP3, M4A/MP4 (AAC), ADTS AAC, Ogg Vorbis or Opus (`.ogg`, `.oga`,
+/// `.opus`), WebM/Matroska (`.webm`, `.mka`) with Opus or Vorbis; up to 8 channels, 8 to
+/// 192 kHz. The extension, the part's `Content-Type` and the file's own first bytes must agree,
+/// and the container is probed before the job is created: its duration (also returned as the
+/// job's `duration`) must be within the limit. The upload streams to object storage while its
+/// SHA-256 is computed; the job is queued and answered at once. Poll `Location` until the
+/// status is final. With an `Idempotency-Key` header, repeating the request returns the job the
+/// first one made.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body(content = SubmitForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the same key returns the same job (1 to 255 visible ASCII characters)")),
+    responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
+        (status = 400, description = "Bad form", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not an accepted format, or the name, type and content disagree", body = ErrorBody),
+        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels; `invalid_callback_url`; `webhook_secret_missing`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, or over a quota of the key: `quota_concurrent_jobs`, `quota_audio_seconds` (with `Retry-After`), `quota_upload_bytes`", body = ErrorBody),
+        (status = 503, description = "Database or storage unavailable", body = ErrorBody),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart =
+        multipart.map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+    // Idempotency keys are the client's own: scoped to its tenant, so that two tenants' keys
+    // never meet.
+    let idempotency_key = idempotency_key(&headers)?.map(|key| format!("{}/{key}", caller.tenant));
+    if let Some(key) = &idempotency_key
+        && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
+    {
+        // Read the repeated upload to its end before answering: a client still sending it
+        // would otherwise see the connection reset instead of the replayed job.
+        discard(&mut multipart, state.max_upload_bytes).await;
+        return Ok(accepted(&existing.job, true));
+    }
+    // Refused before reading: no point receiving what cannot be kept.
+    let (quotas, limit) = match admit(&state, &caller, &headers).await {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            // A small upload is read to its end, so the client gets the answer rather than a
+            // broken pipe; a large one is cut off (curl and browsers send
+            // `Expect: 100-continue` and never start it).
+            discard(&mut multipart, crate::auth::DRAIN_BYTES).await;
+            return Ok(err.closing());
+        }
+    };
+    let id = Ulid::generate();
+    let audio_key = job::audio_key(id);
+    let intake = Intake {
+        state: &state,
+        tenant: &caller.tenant,
+        limit,
+        audio_key: &audio_key,
+    };
+    let mut form = match Submission::read(&intake, &mut multipart).await {
+        Ok(form) => form,
+        Err(err) => {
+            // Read on (up to the upload limit) so that a client still sending gets the error
+            // instead of a reset connection.
+            discard(&mut multipart, state.max_upload_bytes).await;
+            return Err(err);
+        }
+    };
+    let Some(incoming) = form.file.take() else {
+        return Err(ApiError::bad_request(
+            "missing_file",
+            "the form has no `file` part",
+        ));
+    };
+    let (stored, probe) = incoming.finish(&state).await?;
+    let new = NewJob {
+        id,
+        decoder: form.decoder,
+        metadata: form.metadata,
+        filename: form.filename,
+        content_type: form.content_type,
+        audio_key: audio_key.clone(),
+        audio_sha256: stored.sha256,
+        audio_bytes: stored.bytes,
+        duration: Some(probe.duration_secs),
+        idempotency_key,
+        callback_url: form.callback_url,
+        tenant: caller.tenant.clone(),
+        key_id: caller.key_id.clone(),
+        quotas,
+    };
+    let inserted = match job::insert(&state.db, &new).await {
+        Ok(inserted) => inserted,
+        Err(err) => {
+            // Nothing refers to the audio: do not leave it behind.
+            state.storage.delete(&audio_key).await.ok();
+            return Err(err.into());
+        }
+    };
+    match inserted {
+        Inserted::OverQuota(exceeded) => {
+            state.storage.delete(&audio_key).await?;
+            Err(ApiError::Quota(exceeded))
+        }
+        Inserted::Existing(existing) => {
+            // A concurrent request with the same key won; ours is a duplicate.
+            state.storage.delete(&audio_key).await?;
+            Ok(accepted(&existing.job, true))
+        }
+        Inserted::Created(created) => {
+            // The job is recorded, so the client gets it whatever happens next: if the queue
+            // cannot take it now, or noting that it did fails, the sweeper hands it over (again;
+            // queue tasks are keyed by job id) and sets the flag later. An error here would
+            // have the client submit, and be charged, twice.
+            match state.queue.push(&created.job.id).await {
+                Ok(()) => {
+                    if let Err(err) = job::mark_enqueued(&state.db, &created.job.id).await {
+                        tracing::warn!(job = %created.job.id, error = %err, "enqueued; flag left to the sweeper");
+                    }
+                }
+                Err(err) => tracing::warn!(job = %created.job.id, error = %err, "enqueue deferred"),
+            }
+            tracing::info!(job = %created.job.id, bytes = created.job.audio_bytes, "job submitted");
+            Ok(accepted(&created.job, false))
+        }
+    }
+}
+
+/// The checks made before an upload is read: its declared size against the server's limit and
+/// the key's upload quota, and the key's other quotas as they stand.
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<(quota::Quotas, UploadLimit), ApiError> {
+    let quotas = quota::of(&state.db, &caller.key_id)
+        .await?
+        .unwrap_or_default();
+    let limit = UploadLimit::new(state.max_upload_bytes, quotas.upload_bytes);
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && length > limit.bytes + FORM_OVERHEAD as u64
+    {
+        return Err(limit.refusal());
+    }
+    quota::precheck(&state.db, &caller.key_id, quotas)
+        .await?
+        .map_err(ApiError::Quota)?;
+    Ok((quotas, limit))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().filter(|k| {
+        !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.chars().all(|c| c.is_ascii_graphic())
+    });
+    match key {
+        Some(key) => Ok(Some(key.to_string())),
+        None => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// Reads and drops the rest of a form, up to about `limit` bytes.
+async fn discard(multipart: &mut Multipart, limit: u64) {
+    let mut read = 0u64;
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            read += chunk.len() as u64;
+            if read > limit {
+                return;
+            }
+        }
+    }
+}
+
+/// 202 with the job, its `Location`, and whether it is a replay of an earlier request.
+fn accepted(job: &Job, replayed: bool) -> Response {
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
