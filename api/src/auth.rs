@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use warble_common::keys::{self, Caller, Role};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::token;
 
@@ -25,7 +25,12 @@ pub async fn require_key(
     let secret = credential(request.headers());
     let identified = match identify(&state, secret).await {
         // Failed attempts count against the client's address: guessing keys is slow.
-        Err(err @ ApiError::Unauthorized(_)) => state.rate_limits.take_ip(&request).and(Err(err)),
+        Err(
+            err @ ApiError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            },
+        ) => state.rate_limits.take_ip(&request).and(Err(err)),
         other => other,
     };
     let admitted = identified.and_then(|(caller, method)| {
@@ -65,13 +70,21 @@ async fn identify(
     let secret = secret?;
     if token::looks_like_jwt(&secret) {
         let caller = state.tokens.verify(&secret).ok_or_else(|| {
-            ApiError::Unauthorized("the token is not valid, or has expired".into())
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "the token is not valid, or has expired",
+            )
         })?;
         return Ok((caller, Method::Token));
     }
     let caller = keys::authenticate(&state.db, &secret)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("the key is not valid or was revoked".into()))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "the key is not valid or was revoked",
+            )
+        })?;
     Ok((caller, Method::Key))
 }
 
@@ -86,7 +99,7 @@ pub enum Method {
 
 /// The secret a request carries, from either header (both must agree if both are sent).
 fn credential(headers: &HeaderMap) -> Result<String, ApiError> {
-    let unauthorized = |why: &str| ApiError::Unauthorized(why.into());
+    let unauthorized = |why: &str| ApiError::new(ErrorCode::Unauthorized, why);
     let bearer = match headers.get(axum::http::header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -135,6 +148,9 @@ fn credential(headers: &HeaderMap) -> Result<String, ApiError> {
 pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     match caller.role {
         Role::Admin => Ok(()),
-        Role::User => Err(ApiError::Forbidden),
+        Role::User => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this route needs an admin key",
+        )),
     }
 }

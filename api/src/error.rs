@@ -1,5 +1,7 @@
 //! The API's one error type and its JSON form: `{"error": {"code", "message"}}` with a stable
-//! `code`. Internal details (SQL, paths, URLs) go to the log, never to the client.
+//! `code` from the table ([`ErrorCode`]), which also gives the status. Internal details (SQL,
+//! paths, URLs) go to the log, never to the client. The `From` impls classify: a database or
+//! storage outage is a 503 to retry, any other failure of theirs a 500.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -7,56 +9,21 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use warble_common::db::DbError;
+pub use warble_common::error_code::ErrorCode;
 use warble_common::storage::StorageError;
 
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request is malformed; `code` says how.
+    /// A refusal: the request is malformed, not allowed, names nothing, or cannot be acted on.
+    /// The status is the code's ([`ErrorCode::status`]).
     #[error("{message}")]
-    BadRequest {
-        /// Stable code, e.g. `missing_file`.
-        code: &'static str,
+    Refused {
+        /// Stable, from the table.
+        code: ErrorCode,
         /// For people.
         message: String,
     },
-    /// No such job (or route).
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// The resource exists but not in a state that allows this.
-    #[error("{message}")]
-    Conflict {
-        /// Stable code.
-        code: &'static str,
-        /// For people.
-        message: String,
-    },
-    /// The resource existed and was deleted.
-    #[error("{0}")]
-    Gone(&'static str),
-    /// The upload is larger than the configured limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// A file type we do not take, or one that is not what its name and type say.
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    /// Audio we take but cannot use: broken, empty, too long, out-of-range parameters.
-    #[error("{0}")]
-    InvalidAudio(String),
-    /// A well-formed request the server cannot act on; `code` says why.
-    #[error("{message}")]
-    Unprocessable {
-        /// Stable code, e.g. `invalid_webhook_url`.
-        code: &'static str,
-        /// For people.
-        message: String,
-    },
-    /// No valid key or token.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// A valid caller without the role for this route.
-    #[error("this route needs an admin key")]
-    Forbidden,
     /// Too many requests; the headers say when to come back.
     #[error("too many requests; retry after {} s", .0.reset)]
     RateLimited(crate::rate_limit::RateHeaders),
@@ -77,23 +44,37 @@ pub enum ApiError {
 /// A query string that does not parse: 400 `invalid_query`.
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
-        Self::bad_request("invalid_query", rejection.body_text())
+        Self::new(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 
 /// A JSON body that does not parse or fit: 400 `invalid_body`.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self::bad_request("invalid_body", rejection.body_text())
+        Self::new(ErrorCode::InvalidBody, rejection.body_text())
     }
 }
 
 impl ApiError {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404: no such `what` (job, key, webhook, ...) for this caller.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
     /// A 413 naming the limit.
     pub fn too_large(limit: u64) -> Self {
-        Self::TooLarge(format!(
-            "the upload is larger than the limit of {limit} bytes"
-        ))
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the upload is larger than the limit of {limit} bytes"),
+        )
     }
 
     /// The response, closing the connection: for refusals made before the request's body was
@@ -105,14 +86,6 @@ impl ApiError {
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
-    }
-
-    /// A 400 with `code` and `message`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
     }
 }
 
@@ -126,9 +99,8 @@ pub struct ErrorBody {
 /// `code` and `message` of an error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable.
-    #[schema(example = "not_found")]
-    pub code: String,
+    /// Stable, machine-readable: see the table of codes.
+    pub code: ErrorCode,
     /// For people.
     #[schema(example = "job not found")]
     pub message: String,
@@ -138,12 +110,16 @@ pub struct ErrorDetail {
     pub request_id: Option<String>,
 }
 
-/// Builds an error response; also used for errors raised outside handlers (extractors, the
-/// fallback route).
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// Builds the response of an error with `code`, at the code's status; also used for errors
+/// raised outside handlers (extractors, the fallback route).
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    let status = code
+        .status()
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .expect("API error codes have a status");
     let body = ErrorBody {
         error: ErrorDetail {
-            code: code.to_string(),
+            code,
             message: message.into(),
             request_id: status
                 .is_server_error()
@@ -158,44 +134,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         match self {
-            Self::BadRequest { code, .. } => error_response(StatusCode::BAD_REQUEST, code, message),
-            Self::NotFound(_) => error_response(StatusCode::NOT_FOUND, "not_found", message),
-            Self::Conflict { code, .. } => error_response(StatusCode::CONFLICT, code, message),
-            Self::Gone(_) => error_response(StatusCode::GONE, "gone", message),
-            Self::TooLarge(_) => {
-                error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
-            }
-            Self::UnsupportedMediaType(_) => error_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message,
-            ),
-            Self::InvalidAudio(_) => {
-                error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_audio", message)
-            }
-            Self::Unprocessable { code, .. } => {
-                error_response(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-            }
-            Self::Unauthorized(_) => {
-                let mut response =
-                    error_response(StatusCode::UNAUTHORIZED, "unauthorized", message);
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Self::Refused { code, .. } => {
+                let mut response = error_response(code, message);
+                if code == ErrorCode::Unauthorized {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
                 response
             }
-            Self::Forbidden => error_response(StatusCode::FORBIDDEN, "forbidden", message),
             Self::RateLimited(limits) => {
-                let mut response =
-                    error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                let mut response = error_response(ErrorCode::RateLimited, message);
                 let headers = response.headers_mut();
                 limits.apply(headers);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(limits.reset));
                 response
             }
             Self::Quota(exceeded) => {
-                let mut response =
-                    error_response(StatusCode::TOO_MANY_REQUESTS, exceeded.code(), message);
+                let mut response = error_response(exceeded.code(), message);
                 if let Some(secs) = exceeded.retry_after(chrono::Utc::now()) {
                     response
                         .headers_mut()
@@ -206,8 +162,7 @@ impl IntoResponse for ApiError {
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "something went wrong on our side; try again",
                 )
             }
@@ -216,7 +171,7 @@ impl IntoResponse for ApiError {
             Self::Db(err) if err.is_unavailable() => {
                 tracing::error!(error = %err, "database unavailable");
                 unavailable(
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "the database did not answer; try again",
                 )
             }
@@ -224,7 +179,7 @@ impl IntoResponse for ApiError {
             Self::Storage(err) if err.is_unavailable() => {
                 tracing::error!(error = %err, "storage unavailable");
                 unavailable(
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "object storage did not answer; try again",
                 )
             }
@@ -234,8 +189,8 @@ impl IntoResponse for ApiError {
 }
 
 /// A 503 for a dependency that failed, with the `Retry-After` that well-behaved clients wait.
-fn unavailable(code: &str, message: &str) -> Response {
-    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, code, message);
+fn unavailable(code: ErrorCode, message: &str) -> Response {
+    let mut response = error_response(code, message);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

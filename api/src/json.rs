@@ -7,7 +7,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A body that must be a JSON object shaped as `T`; anything else is 400 `invalid_body`.
 pub struct JsonObject<T>(pub T);
@@ -17,7 +17,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let Json(value) = Json::<Value>::from_request(request, state).await?;
-        let invalid = |message: String| ApiError::bad_request("invalid_body", message);
+        let invalid = |message: String| ApiError::new(ErrorCode::InvalidBody, message);
         if !value.is_object() {
             return Err(invalid("the body must be a JSON object".into()));
         }

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
+use error::ErrorCode;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -167,13 +167,10 @@ pub fn app(state: AppState) -> Router {
         .merge(docs)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
-        .fallback(|| async {
-            error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
-        })
+        .fallback(|| async { error::error_response(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             error::error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method",
             )
         })

@@ -9,7 +9,7 @@ use warble_audio::{AudioError, Probe};
 use warble_common::quota::QuotaExceeded;
 use warble_common::storage::{self, Stored, Upload};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// How many bytes one upload may carry: the server's limit, or the key's quota if smaller.
@@ -63,7 +63,7 @@ impl Incoming {
         content_type: Option<&str>,
     ) -> Result<Self, ApiError> {
         let accepted = sniff::check_declared(extension, content_type)
-            .map_err(|refused| ApiError::UnsupportedMediaType(refused.0))?;
+            .map_err(|refused| ApiError::new(ErrorCode::UnsupportedMediaType, refused.0))?;
         let (spool, spool_writer) = storage::local_copy().map_err(internal)?;
         let upload = state.storage.upload(key).await?;
         Ok(Self {
@@ -104,7 +104,7 @@ impl Incoming {
 
     async fn check(&mut self, state: &AppState) -> Result<Probe, ApiError> {
         if self.upload.bytes() == 0 {
-            return Err(ApiError::InvalidAudio("the file is empty".into()));
+            return Err(ApiError::new(ErrorCode::InvalidAudio, "the file is empty"));
         }
         self.spool_writer.flush().await.map_err(internal)?;
         let accepted = self.accepted;
@@ -114,7 +114,7 @@ impl Incoming {
             let mut file = std::fs::File::open(&path).map_err(internal)?;
             let sniffed = sniff::sniff(&mut file).map_err(internal)?;
             sniff::check_content(accepted, sniffed)
-                .map_err(|refused| ApiError::UnsupportedMediaType(refused.0))?;
+                .map_err(|refused| ApiError::new(ErrorCode::UnsupportedMediaType, refused.0))?;
             sandbox
                 .probe(&path, Some(accepted.extension()))
                 .map_err(refusal)
@@ -122,10 +122,13 @@ impl Incoming {
         .await
         .map_err(internal)??;
         if probe.duration_secs > state.max_audio_seconds {
-            return Err(ApiError::InvalidAudio(format!(
-                "duration {:.0} s exceeds the limit of {:.0} s",
-                probe.duration_secs, state.max_audio_seconds
-            )));
+            return Err(ApiError::new(
+                ErrorCode::InvalidAudio,
+                format!(
+                    "duration {:.0} s exceeds the limit of {:.0} s",
+                    probe.duration_secs, state.max_audio_seconds
+                ),
+            ));
         }
         Ok(probe)
     }
@@ -134,9 +137,14 @@ impl Incoming {
 /// What the client hears when probing fails.
 fn refusal(err: AudioError) -> ApiError {
     match err {
-        AudioError::UnsupportedCodec(_) => ApiError::UnsupportedMediaType(err.to_string()),
+        AudioError::UnsupportedCodec(_) => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, err.to_string())
+        }
         AudioError::Io(_) => internal(err),
-        err => ApiError::InvalidAudio(format!("the audio cannot be read: {err}")),
+        err => ApiError::new(
+            ErrorCode::InvalidAudio,
+            format!("the audio cannot be read: {err}"),
+        ),
     }
 }
 

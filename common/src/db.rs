@@ -141,7 +141,8 @@ macro_rules! stored_as_text {
             /// The variant stored as `text`.
             pub(crate) fn parse(text: &str) -> Result<Self, $crate::db::UnknownValue> {
                 Self::ALL
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .find(|v| v.as_str() == text)
                     .ok_or_else(|| $crate::db::UnknownValue {
                         kind: $kind,

@@ -12,6 +12,7 @@ use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
+use crate::error_code::ErrorCode;
 use crate::quota::{self, QuotaExceeded, Quotas};
 use crate::webhook::{Event, outbox};
 use crate::with_pool;
@@ -59,10 +60,21 @@ crate::db::stored_as_text!(JobStatus, "job status");
 /// Why a job failed: a stable code for programs and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
-    /// Stable, machine-readable: `audio_decode_failed`, `too_many_attempts`, `internal`, ...
-    pub code: String,
+    /// Stable, machine-readable: one of the table's job codes (`audio_decode_failed`,
+    /// `too_many_attempts`, ...).
+    pub code: ErrorCode,
     /// What happened, for people.
     pub message: String,
+}
+
+impl JobError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// A job as the API shows it.
@@ -132,7 +144,7 @@ struct JobRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
-    error_code: Option<String>,
+    error_code: Option<ErrorCode>,
     error_message: Option<String>,
     audio_key: String,
     tenant: Option<String>,
@@ -567,7 +579,7 @@ pub async fn fail(
             .bind(id)
             .bind(worker_id)
             .bind(Utc::now())
-            .bind(&error.code)
+            .bind(error.code.as_str())
             .bind(&error.message)
             .fetch_optional(&mut *tx)
             .await?;

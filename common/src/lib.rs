@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod destination;
+pub mod error_code;
 pub mod filename;
 pub mod job;
 pub mod keys;

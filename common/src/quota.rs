@@ -5,13 +5,16 @@
 //! A submission is checked twice: cheaply before its upload is read (so a key at its limit
 //! does not send 100 MB for nothing), and for good in the transaction that records the job
 //! (see [`crate::job::insert`]), where the key's usage row is locked so that concurrent
-//! submissions, on any replica, are counted one after the other.
+//! submissions, on any replica, are counted one after the other. A job is charged the
+//! duration measured at upload; once a worker has decoded it, [`reconcile`] makes the charge
+//! the decoded duration.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
+use crate::error_code::ErrorCode;
 use crate::with_pool;
 
 /// A key's limits; `null` is no limit.
@@ -128,11 +131,11 @@ pub enum QuotaExceeded {
 
 impl QuotaExceeded {
     /// The stable error code naming the quota.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::ConcurrentJobs { .. } => "quota_concurrent_jobs",
-            Self::AudioSeconds { .. } => "quota_audio_seconds",
-            Self::UploadBytes { .. } => "quota_upload_bytes",
+            Self::ConcurrentJobs { .. } => ErrorCode::QuotaConcurrentJobs,
+            Self::AudioSeconds { .. } => ErrorCode::QuotaAudioSeconds,
+            Self::UploadBytes { .. } => ErrorCode::QuotaUploadBytes,
         }
     }
 
@@ -282,6 +285,57 @@ pub async fn precheck(
     ))
 }
 
+/// Settles a job's charge once its worker has decoded the audio: the job's `duration` becomes
+/// the `decoded` seconds, and its key's usage on the day the job was charged (the day it was
+/// submitted, see [`crate::job::insert`]) moves by the difference from what was charged, in
+/// one transaction. The ledger then holds the audio decoded, not what the upload's headers and
+/// packets said. Only the worker holding the running job settles it, so a job delivered twice
+/// is settled once, and a second settlement (a retried attempt) moves nothing. `false`: the
+/// worker no longer holds the job (canceled, or taken over).
+pub async fn reconcile(
+    db: &Database,
+    job_id: &str,
+    worker_id: &str,
+    decoded: f64,
+) -> Result<bool, DbError> {
+    type Charged = (Option<f64>, Option<String>, DateTime<Utc>);
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        // A write first, changing nothing: it locks the job's row (on SQLite, the database)
+        // before its charge is read, so two settlements cannot both read the old figure.
+        let charged: Option<Charged> = sqlx::query_as(
+            "UPDATE warble_jobs SET duration_secs = duration_secs \
+             WHERE id = $1 AND worker_id = $2 AND status = 'running' \
+             RETURNING duration_secs, key_id, created_at",
+        )
+        .bind(job_id)
+        .bind(worker_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((charged, key_id, created_at)) = charged else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE warble_jobs SET duration_secs = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(decoded)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(key_id) = key_id {
+            sqlx::query(
+                "UPDATE warble_usage SET audio_seconds = audio_seconds + $3 \
+                 WHERE key_id = $1 AND day = $2",
+            )
+            .bind(key_id)
+            .bind(day_of(created_at).0.to_string())
+            .bind(decoded - charged.unwrap_or(0.0))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(true)
+}
+
 /// Counts a key's jobs queued or running.
 pub(crate) const ACTIVE_JOBS: &str =
     "SELECT COUNT(*) FROM warble_jobs WHERE key_id = $1 AND status IN ('queued', 'running')";
@@ -356,7 +410,7 @@ mod tests {
         );
         assert_eq!(
             over(quotas, 0, 50.0, 50.5).unwrap_err().code(),
-            "quota_audio_seconds"
+            ErrorCode::QuotaAudioSeconds
         );
         assert!(over(quotas, 0, 99.0, 0.0).is_ok());
         assert!(over(quotas, 0, 100.0, 0.0).is_err());

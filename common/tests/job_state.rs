@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use warble_common::db::Database;
+use warble_common::error_code::ErrorCode;
 use warble_common::job::{self, JobError, JobStatus, StoredJob};
 use warble_common::webhook::{self, Event, outbox};
 
@@ -83,11 +84,9 @@ async fn get(db: &Database, id: &str) -> StoredJob {
     job::get(db, id, None).await.unwrap().unwrap()
 }
 
-fn error(code: &str) -> JobError {
-    JobError {
-        code: code.into(),
-        message: format!("{code} in a test"),
-    }
+/// A job error whose message says which step of the test made it.
+fn error(step: &str) -> JobError {
+    JobError::new(ErrorCode::TranscriptionFailed, format!("{step} in a test"))
 }
 
 /// The rows of a first start: `job.started` goes to the endpoints that want it, never to
@@ -244,7 +243,7 @@ async fn out_of_attempts_fails_the_job_whoever_holds_it(db: Database) {
     job::start(&db, &id, "w2").await.unwrap().unwrap();
     // A worker that finds the job out of attempts fails it with no worker id: it goes,
     // whoever holds it now (w2), where w1's own failure is refused.
-    let too_many = error("too_many_attempts");
+    let too_many = JobError::new(ErrorCode::TooManyAttempts, "out of attempts in a test");
     assert!(!job::fail(&db, &id, Some("w1"), &too_many).await.unwrap());
     assert!(job::fail(&db, &id, None, &too_many).await.unwrap());
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use warble_audio::{AudioError, Sandbox};
 use warble_common::config::{AudioArgs, PlatformArgs};
 use warble_common::db::{Database, DbError};
+use warble_common::error_code::ErrorCode;
 use warble_common::filename;
 use warble_common::job::{self, JobError};
 use warble_common::queue::{Queue, TranscribeTask};
@@ -250,11 +251,8 @@ impl From<DbError> for Failure {
     }
 }
 
-fn permanent(code: &str, message: impl Into<String>) -> Failure {
-    Failure::Permanent(JobError {
-        code: code.into(),
-        message: message.into(),
-    })
+fn permanent(code: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure::Permanent(JobError::new(code, message))
 }
 
 /// The queue handler: one delivery of one job.
@@ -286,13 +284,13 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
     ctx.start_failures.store(0, Ordering::SeqCst);
     let attempt = started.job.attempts;
     if attempt > ctx.max_attempts {
-        let error = JobError {
-            code: "too_many_attempts".into(),
-            message: format!(
+        let error = JobError::new(
+            ErrorCode::TooManyAttempts,
+            format!(
                 "the job was started {} times without finishing (workers crashed or could not reach storage)",
                 attempt - 1
             ),
-        };
+        );
         settle(&ctx, &id, || job::fail(&ctx.db, &id, None, &error)).await?;
         tracing::error!(job = %id, "job failed: out of attempts");
         return Ok(());
@@ -362,7 +360,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         Ok(_) => drop(file),
         Err(StorageError::NotFound(_)) => {
             return Err(permanent(
-                "audio_missing",
+                ErrorCode::AudioMissing,
                 "the uploaded audio is no longer in storage",
             ));
         }
@@ -372,22 +370,35 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let decoder = match stored.job.decoder.as_deref().map(str::parse::<DecoderKind>) {
         None => None,
         Some(Ok(kind)) => Some(kind),
-        Some(Err(_)) => return Err(permanent("invalid_decoder", "unknown decoder")),
+        Some(Err(_)) => return Err(permanent(ErrorCode::InvalidDecoder, "unknown decoder")),
     };
+    // Decoded and declared lengths may differ by codec padding and priming, and by rounding.
+    let slack = |secs: f64| (secs * 0.02).max(0.5);
+    // The key was charged the length measured at upload. Decoding more than that (a stream
+    // whose timestamps understate it) would transcribe audio nobody was charged for: the
+    // decoder stops there.
+    let charged = stored.job.duration.filter(|secs| *secs > 0.0);
+    let limit = charged.map_or(ctx.max_audio_seconds, |secs| {
+        (secs + slack(secs)).min(ctx.max_audio_seconds)
+    });
     let worker = ctx.clone();
     let decoding = Instant::now();
     let audio = tokio::task::spawn_blocking(move || {
         worker
             .sandbox
-            .decode(local.path(), extension.as_deref(), worker.max_audio_seconds)
+            .decode(local.path(), extension.as_deref(), limit)
     })
     .await
     .map_err(|e| Failure::Transient(e.into()))?
-    .map_err(|e| match e {
+    .map_err(|e| match (e, charged) {
         // Our own disk, not the file: worth another attempt.
-        AudioError::Io(_) => Failure::Transient(e.into()),
-        e => permanent(
-            "audio_decode_failed",
+        (e @ AudioError::Io(_), _) => Failure::Transient(e.into()),
+        (AudioError::TooLong { .. }, Some(charged)) if limit < ctx.max_audio_seconds => permanent(
+            ErrorCode::AudioDecodeFailed,
+            format!("the file holds more audio than the {charged:.1} s measured at upload"),
+        ),
+        (e, _) => permanent(
+            ErrorCode::AudioDecodeFailed,
             format!("the audio could not be decoded: {e}"),
         ),
     })?;
@@ -395,19 +406,23 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let decode_ms = decoding.elapsed().as_millis();
     let duration = audio.duration_secs();
     if let Some(declared) = stored.job.duration
-        && declared - duration > (declared * 0.02).max(0.5)
+        && declared - duration > slack(declared)
     {
         // Cut short or damaged: transcribing the rest would pass off part of the audio as all
         // of it.
         return Err(permanent(
-            "audio_decode_failed",
+            ErrorCode::AudioDecodeFailed,
             format!(
                 "the file is truncated or damaged: only {duration:.1} s of the {declared:.1} s it \
                  declares could be decoded"
             ),
         ));
     }
-    if !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, Some(duration)).await? {
+    // The key pays for the audio decoded. (A file cut short keeps the length it declared: it
+    // is failed for that, on every attempt.)
+    if !warble_common::quota::reconcile(&ctx.db, id, &ctx.worker_id, duration).await?
+        || !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, None).await?
+    {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
         return Ok(());
     }
@@ -424,9 +439,9 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let transcript = match result {
         Ok(transcript) => transcript,
         Err(parakeet::Error::Unsupported(message) | parakeet::Error::Config(message)) => {
-            return Err(permanent("unsupported", message));
+            return Err(permanent(ErrorCode::Unsupported, message));
         }
-        Err(err) => return Err(permanent("transcription_failed", err.to_string())),
+        Err(err) => return Err(permanent(ErrorCode::TranscriptionFailed, err.to_string())),
     };
     let json =
         serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;

@@ -9,7 +9,7 @@ use warble_common::keys::{self, ApiKey, Caller, Role};
 use warble_common::quota::{self, Quotas};
 
 use crate::auth::require_admin;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::json::{JsonObject, optional_object};
 use crate::routes::audit;
 use crate::state::AppState;
@@ -78,8 +78,8 @@ pub async fn create(
     let valid =
         |s: &str| (1..=MAX_NAME).contains(&s.chars().count()) && !s.chars().any(char::is_control);
     if !valid(&new.name) || !new.tenant.as_deref().is_none_or(valid) {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
             format!("name and tenant must be 1 to {MAX_NAME} characters, no control characters"),
         ));
     }
@@ -139,14 +139,14 @@ pub async fn revoke(
 ) -> Result<Json<ApiKey>, ApiError> {
     require_admin(&caller)?;
     if id == caller.key_id {
-        return Err(ApiError::Conflict {
-            code: "own_key",
-            message: "a key cannot revoke itself; use another admin key".into(),
-        });
+        return Err(ApiError::new(
+            ErrorCode::OwnKey,
+            "a key cannot revoke itself; use another admin key",
+        ));
     }
     let key = keys::revoke(&state.db, &id)
         .await?
-        .ok_or(ApiError::NotFound("key"))?;
+        .ok_or_else(|| ApiError::not_found("key"))?;
     tracing::info!(by = %caller.key_id, key = %key.id, "key revoked");
     let detail = serde_json::json!({ "name": key.name, "tenant": key.tenant });
     audit::record(&state, &caller, "key.revoke", &key.id, detail).await;
@@ -174,12 +174,12 @@ pub async fn set_quotas(
     let JsonObject(quotas) = body?;
     let before = quota::set(&state.db, &id, quotas)
         .await?
-        .ok_or(ApiError::NotFound("key"))?;
+        .ok_or_else(|| ApiError::not_found("key"))?;
     tracing::info!(by = %caller.key_id, key = %id, ?quotas, "quotas changed");
     let detail = serde_json::json!({ "before": before, "after": quotas });
     audit::record(&state, &caller, "quota.update", &id, detail).await;
     let key = keys::get(&state.db, &id)
         .await?
-        .ok_or(ApiError::NotFound("key"))?;
+        .ok_or_else(|| ApiError::not_found("key"))?;
     Ok(Json(key))
 }

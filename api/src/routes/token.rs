@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use warble_common::keys::Caller;
 
 use crate::auth::Method;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// A token, to send as `Authorization: Bearer <token>` until it expires.
@@ -35,8 +35,8 @@ pub async fn issue(
     Extension(method): Extension<Method>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     if method != Method::Key {
-        return Err(ApiError::bad_request(
-            "key_required",
+        return Err(ApiError::new(
+            ErrorCode::KeyRequired,
             "a token cannot be exchanged for another; send a key",
         ));
     }

@@ -45,7 +45,7 @@ pub async fn usage(
     };
     let quotas = quota::of(&state.db, &key_id)
         .await?
-        .ok_or(ApiError::NotFound("key"))?;
+        .ok_or_else(|| ApiError::not_found("key"))?;
     let mut usage = quota::usage(&state.db, &key_id, quotas).await?;
     usage.upload_bytes_limit = usage.upload_bytes_limit.min(state.max_upload_bytes);
     Ok(Json(usage))

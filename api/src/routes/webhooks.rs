@@ -13,7 +13,7 @@ use warble_common::keys::Caller;
 use warble_common::webhook::outbox::{self, Delivery, DeliveryStatus};
 use warble_common::webhook::{self, Changes, Event, Webhook};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::json::JsonObject;
 use crate::routes::{audit, page};
 use crate::state::AppState;
@@ -110,16 +110,13 @@ pub struct DeliveryPage {
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     destination::check_url(url, state.webhook_allow_private)
         .map(String::from)
-        .map_err(|err| ApiError::Unprocessable {
-            code: "invalid_webhook_url",
-            message: err.to_string(),
-        })
+        .map_err(|err| ApiError::new(ErrorCode::InvalidWebhookUrl, err.to_string()))
 }
 
 fn check_description(description: Option<&str>) -> Result<(), ApiError> {
     match description {
-        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(ApiError::bad_request(
-            "invalid_body",
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(ApiError::new(
+            ErrorCode::InvalidBody,
             format!("description must be at most {MAX_DESCRIPTION} characters"),
         )),
         _ => Ok(()),
@@ -128,8 +125,8 @@ fn check_description(description: Option<&str>) -> Result<(), ApiError> {
 
 fn check_events(events: &[Event]) -> Result<(), ApiError> {
     if events.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
             "events must name at least one event",
         ));
     }
@@ -158,12 +155,14 @@ pub async fn create(
     let (webhook, secret) =
         webhook::create(&state.db, &caller.tenant, &url, &new.events, description)
             .await?
-            .ok_or_else(|| ApiError::Conflict {
-                code: "too_many_webhooks",
-                message: format!(
-                    "a tenant may have {} endpoints; delete one first",
-                    webhook::MAX_PER_TENANT
-                ),
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::TooManyWebhooks,
+                    format!(
+                        "a tenant may have {} endpoints; delete one first",
+                        webhook::MAX_PER_TENANT
+                    ),
+                )
             })?;
     let detail = serde_json::json!({ "url": webhook.url, "events": webhook.events });
     audit::record(&state, &caller, "webhook.create", &webhook.id, detail).await;
@@ -203,7 +202,7 @@ pub async fn get(
     webhook::get(&state.db, &id, caller.scope())
         .await?
         .map(Json)
-        .ok_or(ApiError::NotFound("webhook"))
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// Change an endpoint: URL, events, description, or enable it again.
@@ -243,7 +242,7 @@ pub async fn update(
     };
     let webhook = webhook::update(&state.db, &id, caller.scope(), &applied)
         .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
     let detail = serde_json::json!({
         "url": url, "events": changes.events, "enabled": changes.enabled,
     });
@@ -266,7 +265,7 @@ pub async fn delete(
 ) -> Result<Json<Webhook>, ApiError> {
     let webhook = webhook::delete(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
     let detail = serde_json::json!({ "url": webhook.url });
     audit::record(&state, &caller, "webhook.delete", &id, detail).await;
     Ok(Json(webhook))
@@ -289,7 +288,7 @@ pub async fn rotate(
     let (webhook, secret) =
         webhook::rotate(&state.db, &id, caller.scope(), state.webhook_rotation_grace)
             .await?
-            .ok_or(ApiError::NotFound("webhook"))?;
+            .ok_or_else(|| ApiError::not_found("webhook"))?;
     audit::record(
         &state,
         &caller,
@@ -351,7 +350,7 @@ pub async fn endpoint_deliveries(
     let Query(query) = query?;
     webhook::get(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
     deliveries_page(&state, &caller, Some(&id), query).await
 }
 
@@ -411,7 +410,7 @@ pub async fn retry(
 ) -> Result<Json<Delivery>, ApiError> {
     let delivery = outbox::retry(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
     audit::record(
         &state,
         &caller,

@@ -7,7 +7,7 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use warble_common::{destination, filename, webhook};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::upload::{Incoming, UploadLimit};
 
@@ -73,8 +73,8 @@ impl Submission {
         match field.name().unwrap_or_default() {
             "file" => {
                 if self.file.is_some() {
-                    return Err(ApiError::bad_request(
-                        "duplicate_file",
+                    return Err(ApiError::new(
+                        ErrorCode::DuplicateFile,
                         "send one `file` part",
                     ));
                 }
@@ -100,8 +100,8 @@ impl Submission {
                     return Ok(());
                 }
                 if !DECODERS.contains(&value.as_str()) {
-                    return Err(ApiError::bad_request(
-                        "invalid_decoder",
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidDecoder,
                         format!("decoder must be one of {}", DECODERS.join(", ")),
                     ));
                 }
@@ -113,17 +113,13 @@ impl Submission {
                     return Ok(());
                 }
                 let url = destination::check_url(&value, intake.state.webhook_allow_private)
-                    .map_err(|err| ApiError::Unprocessable {
-                        code: "invalid_callback_url",
-                        message: err.to_string(),
-                    })?;
+                    .map_err(|err| ApiError::new(ErrorCode::InvalidCallbackUrl, err.to_string()))?;
                 if !webhook::has_tenant_secret(&intake.state.db, intake.tenant).await? {
-                    return Err(ApiError::Unprocessable {
-                        code: "webhook_secret_missing",
-                        message: "callbacks are signed with your tenant's secret: make it \
-                                  first with POST /v1/webhooks/secret"
-                            .into(),
-                    });
+                    return Err(ApiError::new(
+                        ErrorCode::WebhookSecretMissing,
+                        "callbacks are signed with your tenant's secret: make it first with \
+                         POST /v1/webhooks/secret",
+                    ));
                 }
                 self.callback_url = Some(url.into());
             }
@@ -135,16 +131,16 @@ impl Submission {
                 match serde_json::from_str::<serde_json::Value>(&value) {
                     Ok(object @ serde_json::Value::Object(_)) => self.metadata = Some(object),
                     _ => {
-                        return Err(ApiError::bad_request(
-                            "invalid_metadata",
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidMetadata,
                             "metadata must be a JSON object",
                         ));
                     }
                 }
             }
             other => {
-                return Err(ApiError::bad_request(
-                    "unknown_field",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownField,
                     format!(
                         "unknown form field {other:?}; expected file, decoder, metadata, \
                          callback_url"
@@ -159,9 +155,12 @@ impl Submission {
 /// A form that could not be parsed, or a body over axum's limit.
 fn bad_form(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::TooLarge("the request body is larger than the limit".into());
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request body is larger than the limit",
+        );
     }
-    ApiError::bad_request("invalid_multipart", err.body_text())
+    ApiError::new(ErrorCode::InvalidMultipart, err.body_text())
 }
 
 /// A text field of at most `limit` bytes.
@@ -170,13 +169,13 @@ async fn small_text(field: &mut Field<'_>, limit: usize) -> Result<String, ApiEr
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
         if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::bad_request(
-                "field_too_large",
+            return Err(ApiError::new(
+                ErrorCode::FieldTooLarge,
                 format!("{name} is longer than {limit} bytes"),
             ));
         }
         bytes.extend_from_slice(&chunk);
     }
     String::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8")))
+        .map_err(|_| ApiError::new(ErrorCode::InvalidField, format!("{name} is not UTF-8")))
 }

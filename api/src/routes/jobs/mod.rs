@@ -15,7 +15,7 @@ use warble_common::job::{self, Job, JobStatus};
 use warble_common::keys::Caller;
 use warble_common::transcript::{Format, Transcript};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::{audit, page};
 use crate::state::AppState;
 
@@ -36,7 +36,7 @@ pub async fn get(
 ) -> Result<Json<Job>, ApiError> {
     let found = job::get(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("job"))?;
+        .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(found.job))
 }
 
@@ -75,43 +75,46 @@ pub async fn transcript(
     query: Result<Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| {
-        ApiError::bad_request("invalid_format", "format must be json, text, srt or vtt")
+        ApiError::new(
+            ErrorCode::InvalidFormat,
+            "format must be json, text, srt or vtt",
+        )
     })?;
     let (status, text) = job::transcript(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("job"))?;
+        .ok_or_else(|| ApiError::not_found("job"))?;
     // Only a succeeded job ever had a transcript, so only its can be gone; waiting helps only
     // a job that has not finished.
     let transcript = match (status, text) {
         (JobStatus::Succeeded, Some(text)) => text,
         (JobStatus::Succeeded, None) => {
-            return Err(ApiError::Gone("the transcript was deleted"));
+            return Err(ApiError::new(ErrorCode::Gone, "the transcript was deleted"));
         }
         (JobStatus::Queued | JobStatus::Running, _) => {
-            return Err(ApiError::Conflict {
-                code: "transcript_not_ready",
-                message: format!("the job is {}; poll it until it succeeds", status.as_str()),
-            });
+            return Err(ApiError::new(
+                ErrorCode::TranscriptNotReady,
+                format!("the job is {}; poll it until it succeeds", status.as_str()),
+            ));
         }
-        (JobStatus::Failed | JobStatus::Canceled, _) => {
-            return Err(ApiError::Conflict {
-                code: "no_transcript",
-                message: format!(
-                    "the job {}: it has no transcript",
-                    match status {
-                        JobStatus::Failed => "failed",
-                        _ => "was canceled",
-                    }
-                ),
-            });
+        (JobStatus::Failed, _) => {
+            return Err(ApiError::new(
+                ErrorCode::NoTranscript,
+                "the job failed: it has no transcript",
+            ));
+        }
+        (JobStatus::Canceled, _) => {
+            return Err(ApiError::new(
+                ErrorCode::NoTranscript,
+                "the job was canceled: it has no transcript",
+            ));
         }
     };
     let transcript: Transcript = serde_json::from_str(&transcript).map_err(|e| {
         tracing::error!(job = %id, error = %e, "stored transcript does not parse");
-        ApiError::Conflict {
-            code: "transcript_unreadable",
-            message: "the stored transcript cannot be read".into(),
-        }
+        ApiError::new(
+            ErrorCode::TranscriptUnreadable,
+            "the stored transcript cannot be read",
+        )
     })?;
     Ok((
         [(header::CONTENT_TYPE, query.format.content_type())],
@@ -191,7 +194,7 @@ pub async fn delete(
 ) -> Result<Json<Job>, ApiError> {
     let stored = job::cancel_and_forget(&state.db, &id, caller.scope())
         .await?
-        .ok_or(ApiError::NotFound("job"))?;
+        .ok_or_else(|| ApiError::not_found("job"))?;
     state.storage.delete(&stored.audio_key).await?;
     tracing::info!(job = %id, status = stored.job.status.as_str(), "job deleted");
     let detail = serde_json::json!({ "tenant": stored.job.tenant, "status": stored.job.status });

@@ -14,7 +14,7 @@ use warble_common::keys::Caller;
 use warble_common::quota;
 
 use super::form::{Intake, MAX_METADATA_BYTES, Submission};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 use crate::upload::UploadLimit;
 
@@ -74,7 +74,7 @@ pub async fn submit(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut multipart =
-        multipart.map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        multipart.map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, e.body_text()))?;
     // Idempotency keys are the client's own: scoped to its tenant, so that two tenants' keys
     // never meet.
     let idempotency_key = idempotency_key(&headers)?.map(|key| format!("{}/{key}", caller.tenant));
@@ -115,8 +115,8 @@ pub async fn submit(
         }
     };
     let Some(incoming) = form.file.take() else {
-        return Err(ApiError::bad_request(
-            "missing_file",
+        return Err(ApiError::new(
+            ErrorCode::MissingFile,
             "the form has no `file` part",
         ));
     };
@@ -207,8 +207,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     });
     match key {
         Some(key) => Ok(Some(key.to_string())),
-        None => Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        None => Err(ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }
