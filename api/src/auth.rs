@@ -2,11 +2,11 @@
 //! [`crate::token`]), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. The middleware puts the [`Caller`] in
 //! the request's extensions; handlers take it with `Extension<Caller>`.
 
+use crate::keys::{self, Caller, Role};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use warble_common::keys::{self, Caller, Role};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

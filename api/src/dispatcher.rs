@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use crate::destination::{self, DestinationError};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use warble_common::db::Database;
-use warble_common::destination::{self, DestinationError};
 use warble_common::webhook::outbox::{self, Claimed, Outcome};
 use warble_common::webhook::signing;
 

@@ -1,11 +1,14 @@
 //! The warble HTTP API: accepts audio, records and queues jobs, serves their status and
 //! transcripts. See the README for the walk-through and `openapi/openapi.json` for the spec.
 
+pub mod audit;
 pub mod auth;
+pub mod destination;
 pub mod dispatcher;
 pub mod error;
 pub mod hardening;
 pub mod json;
+pub mod keys;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;

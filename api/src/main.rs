@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use api::audit;
+use api::keys::{self, Role};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warble_common::audit;
 use warble_common::config::{AudioArgs, DatabaseArgs, PlatformArgs};
 use warble_common::db::Database;
-use warble_common::keys::{self, Role};
 use warble_common::queue::Queue;
 use warble_common::quota::{MAX_QUOTA, QuotaArgs, Quotas};
 

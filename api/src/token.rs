@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use crate::keys::{Caller, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use warble_common::keys::{Caller, Role};
 
 /// `iss` and `aud` of our tokens.
 const ISSUER: &str = "warble";

@@ -22,7 +22,7 @@ const MIGRATIONS_TABLE: &str = "warble_migrations";
 /// transaction ends (on SQLite, the first write takes the database's write lock), so the same
 /// transactions on other connections and replicas wait, and their reads, made after, see this
 /// one's writes. Quotas do the same with the key's usage row (`job::insert`).
-pub(crate) const LOCK_TENANT: &str = "INSERT INTO warble_tenants (tenant) VALUES ($1) \
+pub const LOCK_TENANT: &str = "INSERT INTO warble_tenants (tenant) VALUES ($1) \
      ON CONFLICT (tenant) DO UPDATE SET tenant = excluded.tenant";
 
 /// What can go wrong talking to the database.

@@ -1,14 +1,13 @@
-//! What the warble API and workers share: configuration, the database and its job records,
-//! the queue between them, object storage, and the transcript format.
+//! What the warble API and workers share: configuration, the database and its job records
+//! (with their quotas and the webhook outbox their changes write), the queue between them,
+//! object storage, the transcript format and the table of error codes. What only the API
+//! uses (keys, the audit log, outgoing-request checks) lives in the API.
 
-pub mod audit;
 pub mod config;
 pub mod db;
-pub mod destination;
 pub mod error_code;
 pub mod filename;
 pub mod job;
-pub mod keys;
 pub mod queue;
 pub mod quota;
 pub mod signal;

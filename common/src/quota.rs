@@ -372,12 +372,15 @@ pub(crate) fn over(
     Ok(())
 }
 
-/// The quota columns of `warble_api_keys`.
+/// The quota columns of `warble_api_keys`, as read with a key.
 #[derive(sqlx::FromRow)]
-pub(crate) struct QuotaRow {
-    pub(crate) quota_concurrent_jobs: Option<i64>,
-    pub(crate) quota_audio_seconds_per_day: Option<i64>,
-    pub(crate) quota_upload_bytes: Option<i64>,
+pub struct QuotaRow {
+    /// See [`Quotas::concurrent_jobs`].
+    pub quota_concurrent_jobs: Option<i64>,
+    /// See [`Quotas::audio_seconds_per_day`].
+    pub quota_audio_seconds_per_day: Option<i64>,
+    /// See [`Quotas::upload_bytes`].
+    pub quota_upload_bytes: Option<i64>,
 }
 
 impl From<QuotaRow> for Quotas {

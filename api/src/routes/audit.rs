@@ -1,11 +1,11 @@
 //! `GET /v1/audit`: the audit log (admin).
 
+use crate::audit::{self, Entry};
+use crate::keys::Caller;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warble_common::audit::{self, Entry};
-use warble_common::keys::Caller;
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};

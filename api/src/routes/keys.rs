@@ -1,11 +1,11 @@
 //! `/v1/keys`: admins make, list and revoke API keys.
 
+use crate::keys::{self, ApiKey, Caller, Role};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use warble_common::keys::{self, ApiKey, Caller, Role};
 use warble_common::quota::{self, Quotas};
 
 use crate::auth::require_admin;

@@ -1,9 +1,9 @@
 //! `POST /v1/auth/token`: a key buys a short-lived token.
 
+use crate::keys::Caller;
 use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
-use warble_common::keys::Caller;
 
 use crate::auth::Method;
 use crate::error::{ApiError, ErrorBody, ErrorCode};

@@ -1,11 +1,11 @@
 //! `/v1/usage`: a key's usage and limits.
 
+use crate::keys::Caller;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use warble_common::keys::Caller;
 use warble_common::quota::{self, Usage};
 
 use crate::auth::require_admin;

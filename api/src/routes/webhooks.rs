@@ -1,6 +1,8 @@
 //! `/v1/webhooks`: endpoints that hear about a tenant's jobs, their secrets, and the log of
 //! what was sent. Users manage their tenant's; admins see every tenant's.
 
+use crate::destination;
+use crate::keys::Caller;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,8 +10,6 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warble_common::destination;
-use warble_common::keys::Caller;
 use warble_common::webhook::outbox::{self, Delivery, DeliveryStatus};
 use warble_common::webhook::{self, Changes, Event, Webhook};
 

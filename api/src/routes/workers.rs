@@ -1,10 +1,10 @@
 //! `GET /v1/workers`: the workers that are alive, what they run on and what they hold.
 
+use crate::keys::Caller;
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
-use warble_common::keys::Caller;
 use warble_common::workers::{self, WorkerInfo};
 
 use crate::auth::require_admin;

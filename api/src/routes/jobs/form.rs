@@ -2,10 +2,11 @@
 //! streams into storage (and a local spool) through [`Incoming`], the small fields are
 //! checked as they come.
 
+use crate::destination;
 use axum::extract::Multipart;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
-use warble_common::{destination, filename, webhook};
+use warble_common::{filename, webhook};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

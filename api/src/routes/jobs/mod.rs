@@ -5,6 +5,7 @@ mod submit;
 
 pub use submit::{__path_submit, FORM_OVERHEAD, submit};
 
+use crate::keys::Caller;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,6 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warble_common::job::{self, Job, JobStatus};
-use warble_common::keys::Caller;
 use warble_common::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};

@@ -3,6 +3,7 @@
 //! ([`Submission`]); the file is checked, then the job recorded and charged in one transaction,
 //! then queued. Whatever is refused leaves nothing behind.
 
+use crate::keys::Caller;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,6 @@ use axum::{Extension, Json};
 use ulid::Ulid;
 use utoipa::ToSchema;
 use warble_common::job::{self, Inserted, Job, NewJob};
-use warble_common::keys::Caller;
 use warble_common::quota;
 
 use super::form::{Intake, MAX_METADATA_BYTES, Submission};
