@@ -12,12 +12,16 @@
 //! the samples actually decoded, never by what the headers claim.
 
 use std::fs::File;
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use symphonia::core::codecs::audio::well_known::{CODEC_ID_AAC, CODEC_ID_OPUS};
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::well_known::{
+    CODEC_ID_AAC, CODEC_ID_AC3, CODEC_ID_ATRAC1, CODEC_ID_ATRAC3, CODEC_ID_COOK, CODEC_ID_DCA,
+    CODEC_ID_EAC3, CODEC_ID_MP1, CODEC_ID_MP2, CODEC_ID_MUSEPACK, CODEC_ID_OPUS, CODEC_ID_RA10,
+    CODEC_ID_RA20, CODEC_ID_RALF, CODEC_ID_SIPR, CODEC_ID_TRUEHD, CODEC_ID_TTA, CODEC_ID_WAVPACK,
+};
+use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track, TrackType};
@@ -27,6 +31,7 @@ use symphonia::core::packet::Packet;
 use symphonia::core::units::{Duration as TimeDuration, TimeBase};
 
 use crate::resample::StreamResampler;
+use crate::sniff::{self, Container, Sniffed};
 use crate::{AudioError, SAMPLE_RATE, check_format, opus};
 
 /// Decoded audio ready for the engine.
@@ -120,10 +125,12 @@ pub fn collect(
 /// Opens the container: symphonia's probe picks the demuxer from the content, helped by the
 /// extension.
 pub(crate) fn open(
-    source: Box<dyn MediaSource>,
+    mut source: Box<dyn MediaSource>,
     extension: Option<&str>,
 ) -> Result<Box<dyn FormatReader>, AudioError> {
-    let stream = MediaSourceStream::new(source, Default::default());
+    let (start, sniffed) = sniff::locate(&mut source)?;
+    let body = Body::new(source, start, sniffed)?;
+    let stream = MediaSourceStream::new(Box::new(body), Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = extension {
         hint.with_extension(extension);
@@ -135,7 +142,69 @@ pub(crate) fn open(
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| AudioError::UnsupportedFormat(e.to_string()))
+        .map_err(|e| {
+            AudioError::UnsupportedFormat(match e {
+                // symphonia's own words for this are about its internals.
+                SymphoniaError::Unsupported(_) => "no container it reads was found".into(),
+                e => e.to_string(),
+            })
+        })
+}
+
+/// The part of a file symphonia reads, from the container's first byte on.
+///
+/// A leading ID3v2 tag is skipped by its declared size: symphonia (without its ID3 reader)
+/// looks for a container only in the first MiB, so cover art hid the MP3 behind it.
+///
+/// MP3 and ADTS files are given without their length: knowing it, symphonia guesses their
+/// duration from the bitrate of the first frames, which for variable bitrates is far off (a
+/// quiet start makes it several times too long), and for MP3 then stops decoding at the guess,
+/// dropping the rest. Without it, a duration is only taken from a Xing, Info or VBRI header,
+/// and otherwise the frames are counted.
+struct Body {
+    inner: Box<dyn MediaSource>,
+    start: u64,
+    len: Option<u64>,
+}
+
+impl Body {
+    fn new(mut inner: Box<dyn MediaSource>, start: u64, sniffed: Sniffed) -> std::io::Result<Self> {
+        inner.seek(SeekFrom::Start(start))?;
+        let len = match sniffed {
+            Sniffed::Audio(Container::Mp3 | Container::Adts) => None,
+            _ => inner.byte_len().map(|len| len.saturating_sub(start)),
+        };
+        Ok(Self { inner, start, len })
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Seek for Body {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let to = match to {
+            SeekFrom::Start(offset) => SeekFrom::Start(self.start.saturating_add(offset)),
+            relative => relative,
+        };
+        let position = self.inner.seek(to)?;
+        position.checked_sub(self.start).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the audio")
+        })
+    }
+}
+
+impl MediaSource for Body {
+    fn is_seekable(&self) -> bool {
+        self.inner.is_seekable()
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        self.len
+    }
 }
 
 /// Decodes `source` to 16 kHz mono, handing the samples to `out` as they are produced.
@@ -287,6 +356,28 @@ pub(crate) fn next_packet(
 /// this is dropped unless the track states its own delay.
 const AAC_PRIMING: u32 = 1024;
 
+/// What people call a codec the demuxers find but symphonia does not decode (its own errors
+/// say only "unsupported audio codec").
+fn unsupported_codec_name(codec: AudioCodecId) -> &'static str {
+    match codec {
+        // symphonia decodes AAC-LC in mono or stereo only.
+        CODEC_ID_AAC => "HE-AAC, or AAC with more than two channels",
+        CODEC_ID_AC3 => "AC-3 (Dolby Digital)",
+        CODEC_ID_EAC3 => "E-AC-3 (Dolby Digital Plus)",
+        CODEC_ID_TRUEHD => "Dolby TrueHD",
+        CODEC_ID_DCA => "DTS",
+        CODEC_ID_MP1 | CODEC_ID_MP2 => "MPEG audio layer I or II",
+        CODEC_ID_WAVPACK => "WavPack",
+        CODEC_ID_TTA => "TTA",
+        CODEC_ID_MUSEPACK => "Musepack",
+        CODEC_ID_COOK | CODEC_ID_SIPR | CODEC_ID_RA10 | CODEC_ID_RA20 | CODEC_ID_RALF => {
+            "RealAudio"
+        }
+        CODEC_ID_ATRAC1 | CODEC_ID_ATRAC3 => "ATRAC",
+        _ => "one this service does not recognise",
+    }
+}
+
 /// The default audio track and its decoder: symphonia's, or ours for Opus.
 pub(crate) struct TrackDecoder {
     id: u32,
@@ -331,14 +422,8 @@ impl TrackDecoder {
         }
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(|e| match params.codec {
-                // symphonia decodes AAC-LC in mono or stereo only.
-                CODEC_ID_AAC => AudioError::UnsupportedCodec(
-                    "AAC other than AAC-LC in mono or stereo (HE-AAC, or more than two \
-                     channels); convert it to FLAC, Opus or stereo AAC"
-                        .into(),
-                ),
-                _ => AudioError::UnsupportedCodec(e.to_string()),
+            .map_err(|_| {
+                AudioError::UnsupportedCodec(unsupported_codec_name(params.codec).into())
             })?;
         let skip_left = if params.codec == CODEC_ID_AAC {
             track.delay.unwrap_or(AAC_PRIMING) as usize
@@ -357,6 +442,11 @@ impl TrackDecoder {
         format.tracks().iter().find(|t| t.id == self.id)
     }
 
+    /// Whether `packet` is of this decoder's track.
+    pub(crate) fn reads(&self, packet: &Packet) -> bool {
+        packet.track_id == self.id
+    }
+
     /// The codec's short name.
     pub(crate) fn codec_name(&self) -> &'static str {
         match &self.codec {
@@ -371,7 +461,7 @@ impl TrackDecoder {
         packet: &Packet,
         interleaved: &mut Vec<f32>,
     ) -> Result<Decoded, AudioError> {
-        if packet.track_id != self.id {
+        if !self.reads(packet) {
             return Ok(Decoded::Nothing);
         }
         interleaved.clear();

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The codecs we decode, as refusals list them.
+const SUPPORTED_CODECS: &str =
+    "PCM and ADPCM (WAV), FLAC, ALAC, MP3, AAC-LC in mono or stereo, Vorbis and Opus";
+
 /// Why a file could not be probed or decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
@@ -16,8 +20,11 @@ pub enum AudioError {
     /// The container holds no audio track.
     #[error("the file has no audio track")]
     NoAudioTrack,
-    /// The audio track uses a codec we don't decode.
-    #[error("unsupported audio codec: {0}")]
+    /// The audio track uses a codec we don't decode, named for people.
+    #[error(
+        "the audio codec is {0}, which is not supported; supported: {supported}",
+        supported = SUPPORTED_CODECS
+    )]
     UnsupportedCodec(String),
     /// The stream's parameters are out of range (a sample rate of 0, 40 channels, ...).
     #[error("{0}")]

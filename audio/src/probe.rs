@@ -1,5 +1,5 @@
-//! What a file holds, read from its headers and first packets: enough to refuse it at upload
-//! without decoding it all.
+//! What a file holds, read from its headers, its first packets decoded and the rest counted:
+//! enough to refuse it at upload, and to charge its true length, without decoding it all.
 
 use std::time::Duration;
 
@@ -23,14 +23,16 @@ pub struct Probe {
     pub sample_rate: u32,
     /// Channels.
     pub channels: usize,
-    /// Length in seconds: as the container declares it, or else the sum of its packets.
+    /// Length in seconds: the extent of its packets, every one of which is read (not decoded),
+    /// or what the container declares if that is longer (a file cut short, which decoding
+    /// then finds).
     pub duration_secs: f64,
-    /// Whether the container declared the duration (otherwise every packet was read).
+    /// Whether the duration is the container's declaration rather than the packets' extent.
     pub duration_declared: bool,
 }
 
-/// Probes `source`: opens the container, decodes its first packets, and reads or measures
-/// its duration. Fails with the reason a decoder would fail later, where it can be seen early.
+/// Probes `source`: opens the container, decodes its first packets, and measures its duration.
+/// Fails with the reason a decoder would fail later, where it can be seen early.
 pub fn probe(
     source: Box<dyn MediaSource>,
     extension: Option<&str>,
@@ -52,12 +54,20 @@ pub fn probe(
     let mut found = None;
     let mut packets = 0usize;
     // The stream's extent in time-base ticks: the sum of packet durations, or the end of the
-    // last packet where containers leave durations out (Matroska's simple blocks).
+    // last packet where containers leave durations out (Matroska's simple blocks), less the
+    // frames the demuxer marks to be trimmed (an MP3's encoder delay and padding, and any
+    // frames past its Xing header's count, which are not decoded). symphonia's Ogg reader
+    // leaves them out of its durations already, so there this falls a few milliseconds short,
+    // which the worker's decoding settles.
     let mut ticks = 0u64;
     let mut end = 0u64;
+    let mut trimmed = 0u64;
     let mut measure = |packet: &symphonia::core::packet::Packet| {
         ticks = ticks.saturating_add(packet.dur.get());
         end = end.max((packet.pts.get().max(0) as u64).saturating_add(packet.dur.get()));
+        trimmed = trimmed
+            .saturating_add(packet.trim_start.get())
+            .saturating_add(packet.trim_end.get());
     };
     while found.is_none() && packets < CHECK_PACKETS {
         deadline.check()?;
@@ -69,7 +79,9 @@ pub fn probe(
             continue;
         };
         packets += 1;
-        measure(&packet);
+        if track.reads(&packet) {
+            measure(&packet);
+        }
         if let Decoded::Samples(rate, channels) = track.decode(&packet, &mut interleaved)? {
             found = Some((rate, channels));
         }
@@ -82,25 +94,30 @@ pub fn probe(
         }
     })?;
     check_format(sample_rate, channels)?;
-    let (duration_secs, duration_declared) = match declared {
-        Some(secs) => (secs, true),
-        None => {
-            // No declared length (ADTS, some MP3s): add up the packets without decoding them.
-            while let Some(packet) = next_packet(format.as_mut())? {
-                deadline.check()?;
-                if let Some(packet) = packet {
-                    measure(&packet);
-                }
-            }
-            let ticks = ticks.max(end);
-            let secs = match time_base {
-                Some(base) => base
-                    .calc_duration(ticks.into())
-                    .map_or(f64::INFINITY, |t| t.as_secs_f64()),
-                None => ticks as f64 / f64::from(sample_rate),
-            };
-            (secs, false)
+    // The rest of the packets are counted, not decoded, whatever the header says: a header can
+    // only be trusted to say how much audio a file should hold, not that it holds no more
+    // (fragmented MP4 declares 0 s, chained Ogg streams and appended files their first part).
+    while let Some(packet) = next_packet(format.as_mut())? {
+        deadline.check()?;
+        match packet {
+            Some(packet) if track.reads(&packet) => measure(&packet),
+            Some(_) => {}
+            // A chained stream: its packets belong to the new default track.
+            None => track = TrackDecoder::open(format.as_ref())?,
         }
+    }
+    let ticks = ticks.max(end).saturating_sub(trimmed);
+    let measured = match time_base {
+        Some(base) => base
+            .calc_duration(ticks.into())
+            .map_or(f64::INFINITY, |t| t.as_secs_f64()),
+        None => ticks as f64 / f64::from(sample_rate),
+    };
+    // A header that declares more than the packets hold is kept: the file was cut short, and
+    // the worker, decoding it, fails it as truncated against this figure.
+    let (duration_secs, duration_declared) = match declared {
+        Some(declared) if declared > measured => (declared, true),
+        _ => (measured, false),
     };
     Ok(Probe {
         container,

@@ -1,7 +1,8 @@
-//! Which files we take: an allow-list of extensions, the MIME types each may be sent with, and
-//! the container the file's own first bytes say it is. The three must agree before a byte is
-//! handed to a demuxer, so a PNG renamed `.wav`, or a `.wav` declared as `image/png`, is
-//! refused at once with a message that says what it is.
+//! Which files we take: an allow-list of extensions, the container the file's own first bytes
+//! say it is, which must be what the extension says, and a declared MIME type that is at least
+//! one audio is sent as (clients guess it: `audio/aac` for an M4A is taken, the bytes decide).
+//! So a PNG renamed `.wav`, or a `.wav` declared as `image/png`, is refused before a byte is
+//! handed to a demuxer, with a message that says what it is.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -126,6 +127,20 @@ const EXTENSIONS: &[Extension] = &[
 /// MIME types that say nothing about the content, accepted with any extension.
 const GENERIC_MIME: &[&str] = &["application/octet-stream", "binary/octet-stream"];
 
+/// Whether audio may be sent as `essence` (a MIME type, lower case, without parameters).
+/// The declared type is the client's guess, and clients guess wrong (`audio/aac` for an M4A,
+/// `audio/mpeg` for anything): any audio or video type, or one we list for some other audio
+/// extension, is taken, and the content decides. A type that is plainly something else
+/// (an image, text, a program) is refused before a byte is read.
+fn may_carry_audio(essence: &str) -> bool {
+    let audio_or_video = essence
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| matches!(kind, "audio" | "video") && !subtype.is_empty());
+    audio_or_video
+        || GENERIC_MIME.contains(&essence)
+        || EXTENSIONS.iter().any(|e| e.mime_types.contains(&essence))
+}
+
 /// Why a file is refused before any decoding: the client sent something we do not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -154,7 +169,9 @@ impl Accepted {
 }
 
 /// Checks what the client declared, before reading the content: the extension must be on
-/// the allow-list and the MIME type (parameters ignored) one of its own or a generic one.
+/// the allow-list, and the MIME type (parameters ignored), if any, one that audio is sent as
+/// (see [`may_carry_audio`]). Whether the bytes are what the extension says is
+/// [`check_content`]'s to decide.
 pub fn check_declared(extension: Option<&str>, mime: Option<&str>) -> Result<Accepted, Refused> {
     let list = || {
         extensions()
@@ -182,12 +199,10 @@ pub fn check_declared(extension: Option<&str>, mime: Option<&str>) -> Result<Acc
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        if !accepted.mime_types.contains(&essence.as_str())
-            && !GENERIC_MIME.contains(&essence.as_str())
-        {
+        if !may_carry_audio(&essence) {
             return Err(Refused(format!(
-                "content type {essence:?} does not match a .{lower} file (expected {})",
-                accepted.mime_types.join(", ")
+                "content type {essence:?} is not audio; send a .{lower} file as {} or {}",
+                accepted.mime_types[0], GENERIC_MIME[0]
             )));
         }
     }
@@ -207,37 +222,44 @@ pub enum Sniffed {
 
 /// Reads the signature at the start of `file` (after an ID3v2 tag, if any).
 pub fn sniff(file: &mut (impl Read + Seek)) -> std::io::Result<Sniffed> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut head = [0u8; 16];
-    let n = read_up_to(file, &mut head)?;
-    let head = &head[..n];
-    if head.len() >= 10 && head.starts_with(b"ID3") {
-        // ID3v2: a 10-byte header, a syncsafe size, and a 10-byte footer when flagged.
-        let size = head[6..10]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 7) | u64::from(b & 0x7f));
-        let footer = if head[5] & 0x10 != 0 { 10 } else { 0 };
-        file.seek(SeekFrom::Start(10 + size + footer))?;
-        let mut after = [0u8; 16];
-        let n = read_up_to(file, &mut after)?;
-        return Ok(match signature(&after[..n]) {
-            // A tag followed by frames, or by nothing readable: MP3 is what carries ID3.
-            found @ Sniffed::Audio(Container::Flac | Container::Adts | Container::Mp3) => found,
-            _ => Sniffed::Audio(Container::Mp3),
-        });
-    }
-    Ok(signature(head))
+    locate(file).map(|(_, sniffed)| sniffed)
 }
 
-fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
+/// Where the container starts in `file` and what it is: at 0, or after the ID3v2 tag that MP3
+/// files (and some FLAC and ADTS ones) begin with, skipped by its declared size however large
+/// its cover art.
+pub fn locate(file: &mut (impl Read + Seek)) -> std::io::Result<(u64, Sniffed)> {
+    let head = read_at(file, 0)?;
+    let Some(tag_len) = id3v2_len(&head) else {
+        return Ok((0, signature(&head)));
+    };
+    let sniffed = match signature(&read_at(file, tag_len)?) {
+        // A tag followed by frames, or by nothing readable: MP3 is what carries ID3.
+        found @ Sniffed::Audio(Container::Flac | Container::Adts | Container::Mp3) => found,
+        _ => Sniffed::Audio(Container::Mp3),
+    };
+    Ok((tag_len, sniffed))
+}
+
+/// The length of the ID3v2 tag `head` starts with: a 10-byte header, a syncsafe size, and a
+/// 10-byte footer when flagged.
+fn id3v2_len(head: &[u8]) -> Option<u64> {
+    if head.len() < 10 || !head.starts_with(b"ID3") {
+        return None;
     }
-    Ok(filled)
+    let size = head[6..10]
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 7) | u64::from(b & 0x7f));
+    let footer = if head[5] & 0x10 != 0 { 10 } else { 0 };
+    Some(10 + size + footer)
+}
+
+/// Up to 16 bytes of `file` from `offset`.
+fn read_at(file: &mut (impl Read + Seek), offset: u64) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut head = Vec::with_capacity(16);
+    file.take(16).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn signature(head: &[u8]) -> Sniffed {
@@ -352,22 +374,66 @@ mod tests {
         assert_eq!(sniffed(&tagged), Sniffed::Audio(Container::Mp3));
     }
 
+    /// Issue 15 (10): cover art makes tags megabytes long; they are skipped by their size.
     #[test]
-    fn declared_type_must_match_the_extension() {
-        assert!(check_declared(Some("WAV"), Some("audio/x-wav")).is_ok());
-        assert!(check_declared(Some("webm"), Some("audio/webm;codecs=opus")).is_ok());
-        assert!(check_declared(Some("flac"), Some("application/octet-stream")).is_ok());
-        assert!(check_declared(Some("opus"), None).is_ok());
+    fn a_large_id3_tag_is_skipped_by_its_size() {
+        // Syncsafe 0x7f 0x7f 0x7f 0x7f: the largest tag, 256 MiB, plus a footer.
+        let mut head = b"ID3\x04\0\x10\x7f\x7f\x7f\x7f".to_vec();
+        assert_eq!(id3v2_len(&head), Some(10 + (1 << 28) - 1 + 10));
+        let size = 3 << 20;
+        head[5] = 0;
+        head[6..10].copy_from_slice(&[0x01, 0x40, 0x00, 0x00]); // 3 MiB, syncsafe
+        let mut file = head.clone();
+        file.resize(10 + size, 0xff); // sync-like bytes inside the tag must not fool us
+        file.extend_from_slice(b"\xff\xfb\x90\x64");
+        assert_eq!(
+            locate(&mut Cursor::new(&file)).unwrap(),
+            (10 + size as u64, Sniffed::Audio(Container::Mp3))
+        );
+        assert_eq!(
+            locate(&mut Cursor::new(b"fLaC\0\0\0\x22")).unwrap(),
+            (0, Sniffed::Audio(Container::Flac))
+        );
+    }
+
+    #[test]
+    fn declared_type_must_be_one_audio_is_sent_as() {
+        for (ext, mime) in [
+            ("WAV", Some("audio/x-wav")),
+            ("webm", Some("audio/webm;codecs=opus")),
+            ("flac", Some("application/octet-stream")),
+            ("opus", None),
+            // Issue 15 (13): clients label files by guesswork; the bytes decide.
+            ("m4a", Some("audio/aac")),
+            ("mp3", Some("audio/wav")),
+            ("wav", Some("Audio/Mpeg; charset=binary")),
+            ("mp4", Some("video/quicktime")),
+            ("ogg", Some("audio/x-some-new-type")),
+            ("oga", Some("application/ogg")),
+        ] {
+            assert!(check_declared(Some(ext), mime).is_ok(), "{ext} {mime:?}");
+        }
         for (ext, mime) in [
             (None, None),
             (Some("exe"), None),
             (Some("png"), Some("image/png")),
             (Some("wav"), Some("image/png")),
-            (Some("mp3"), Some("audio/wav")),
+            (Some("mp3"), Some("text/plain")),
+            (Some("m4a"), Some("application/x-executable")),
+            (Some("flac"), Some("application/pdf")),
+            (Some("wav"), Some("audio/")),
+            (Some("wav"), Some("audio")),
         ] {
             let err = check_declared(ext, mime).expect_err("refused");
             println!("{ext:?} {mime:?}: {err}");
         }
+        assert_eq!(
+            check_declared(Some("wav"), Some("image/png"))
+                .unwrap_err()
+                .0,
+            "content type \"image/png\" is not audio; send a .wav file as audio/wav or \
+             application/octet-stream"
+        );
     }
 
     #[test]
