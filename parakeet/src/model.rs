@@ -38,8 +38,9 @@ pub struct TranscribeOptions {
     /// Which head decodes; `None` takes the model's main one.
     pub decoder: Option<DecoderKind>,
     /// Audio longer than this runs with local attention of [`Self::long_audio_window`] frames to
-    /// each side, so memory grows linearly with length instead of quadratically. `None` never
-    /// switches. Models configured with local attention always use it.
+    /// each side, so memory grows linearly with length instead of quadratically; in a batch,
+    /// each utterance is judged by its own length. `None` never switches. Models configured
+    /// with local attention always use it.
     pub long_audio_secs: Option<f64>,
     /// Local attention reach for long audio (NeMo's model cards use 256).
     pub long_audio_window: usize,
@@ -173,8 +174,14 @@ impl Parakeet {
         Ok(out.remove(0))
     }
 
-    /// Transcribes several utterances in one forward pass, padded to the longest; each result is
-    /// what [`Self::transcribe`] gives for that utterance alone.
+    /// Transcribes several utterances of 16 kHz mono samples; each result is what
+    /// [`Self::transcribe`] gives for that utterance alone, in the order given.
+    ///
+    /// Each utterance gets the attention window its own length calls for
+    /// ([`Self::window_for`]): a short one batched with audio past
+    /// [`TranscribeOptions::long_audio_secs`] still runs with full attention. Utterances with
+    /// the same window share one forward pass, padded to the longest of them, so a batch costs
+    /// one pass per window among its items (at most two).
     pub fn transcribe_batch(
         &self,
         batch: &[&[f32]],
@@ -184,19 +191,29 @@ impl Parakeet {
             return Ok(Vec::new());
         }
         let kind = self.pick_decoder(options.decoder)?;
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let window = self.window_for(longest, options);
-        let (mel, mel_lengths) = self.batch_features(batch)?;
-        let (encoded, lengths) = self.encoder.forward(&mel, &mel_lengths, window)?;
-        let emissions = self.decode(kind, &encoded, &lengths)?;
         let pause = options
             .segment_pause_secs
             .map(|s| (s / self.frame_secs).round() as usize);
-        Ok(emissions
-            .into_iter()
-            .zip(batch)
-            .map(|(e, samples)| self.assemble(e, kind, samples.len(), pause))
-            .collect())
+        let mut groups: Vec<(AttentionWindow, Vec<usize>)> = Vec::new();
+        for (i, samples) in batch.iter().enumerate() {
+            let window = self.window_for(samples.len(), options);
+            match groups.iter_mut().find(|(w, _)| *w == window) {
+                Some((_, items)) => items.push(i),
+                None => groups.push((window, vec![i])),
+            }
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        for (window, items) in groups {
+            let group: Vec<&[f32]> = items.iter().map(|&i| batch[i]).collect();
+            let (mel, mel_lengths) = self.batch_features(&group)?;
+            let (encoded, lengths) = self.encoder.forward(&mel, &mel_lengths, window)?;
+            let emissions = self.decode(kind, &encoded, &lengths)?;
+            for (i, e) in items.into_iter().zip(emissions) {
+                done.push((i, self.assemble(e, kind, batch[i].len(), pause)));
+            }
+        }
+        done.sort_by_key(|(i, _)| *i);
+        Ok(done.into_iter().map(|(_, transcript)| transcript).collect())
     }
 
     fn pick_decoder(&self, requested: Option<DecoderKind>) -> Result<DecoderKind> {

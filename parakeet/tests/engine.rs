@@ -61,6 +61,44 @@ fn a_padded_batch_gives_what_each_utterance_gives_alone() {
     }
 }
 
+/// Issue 15: the attention window came from the longest item, so a short utterance batched
+/// with long audio ran with local attention. The threshold is lowered to 5 s and the window to
+/// 4 frames so that a few seconds of audio show it.
+#[test]
+fn a_short_utterance_batched_with_long_audio_keeps_full_attention() {
+    let model = hybrid();
+    let files = speech_files();
+    let long: Vec<f32> = files.concat();
+    let options = TranscribeOptions {
+        decoder: Some(DecoderKind::Tdt),
+        long_audio_secs: Some(5.0),
+        long_audio_window: 4,
+        ..TranscribeOptions::default()
+    };
+    let local = parakeet::encoder::AttentionWindow::Local(4);
+    assert_eq!(model.window_for(long.len(), &options), local);
+    let short = &files[0];
+    let alone = model.transcribe(short, &options).unwrap();
+    // The window matters for this utterance: under the long audio's, it reads differently.
+    let squeezed = TranscribeOptions {
+        long_audio_secs: Some(0.0),
+        ..options.clone()
+    };
+    assert_ne!(
+        fingerprint(&model.transcribe(short, &squeezed).unwrap()),
+        fingerprint(&alone)
+    );
+
+    let batch: Vec<&[f32]> = vec![short, &long, &files[1]];
+    let together = model.transcribe_batch(&batch, &options).unwrap();
+    assert_eq!(together.len(), batch.len());
+    for (samples, batched) in batch.iter().zip(&together) {
+        let alone = model.transcribe(samples, &options).unwrap();
+        assert_eq!(fingerprint(batched), fingerprint(&alone));
+        assert_eq!(batched.duration, alone.duration);
+    }
+}
+
 #[test]
 fn the_encoder_output_of_a_batch_matches_single_runs() {
     let model = hybrid();
