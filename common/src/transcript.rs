@@ -1,5 +1,14 @@
 //! The transcript a job produces, as stored and served, and its renderings as plain text,
 //! SubRip (SRT) and WebVTT.
+//!
+//! What is served is bounded whatever the speech. The engine ends a segment only after
+//! sentence punctuation or at a long pause, and an hour of speech may have neither, so
+//! rendering cuts segments to at most [`SEGMENT_MAX_SECS`] and subtitle cues to what a viewer
+//! can read: at most [`CUE_MAX_SECS`] on at most two lines of [`CUE_LINE_CHARS`] characters
+//! (Netflix's timed-text guidelines; the BBC's are close). Cuts fall between words, at the
+//! best place in the second half of the longest run that fits: the longest pause, with
+//! punctuation counting as half a second of it. The stored form is left as the worker wrote
+//! it, so transcripts stored before these limits are served within them too.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,7 +24,7 @@ pub struct Word {
     pub end: f64,
 }
 
-/// A sentence, or a stretch of speech between long pauses.
+/// A sentence, or a stretch of speech between long pauses; served no longer than 30 seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Segment {
     /// The segment's words.
@@ -48,9 +57,10 @@ pub enum Format {
     Json,
     /// The text and a newline.
     Text,
-    /// SubRip subtitles, one cue per segment.
+    /// SubRip subtitles: each segment in cues of at most [`CUE_MAX_SECS`] and two lines of
+    /// [`CUE_LINE_CHARS`] characters; without speech, one cue with no text.
     Srt,
-    /// WebVTT subtitles, one cue per segment.
+    /// WebVTT subtitles, the same cues as [`Format::Srt`]; without speech, the header alone.
     Vtt,
 }
 
@@ -66,33 +76,223 @@ impl Format {
     }
 }
 
+/// The longest a served segment may be, seconds: the window speech models and their
+/// tools (Whisper's segments, for one) work in, long enough for most sentences.
+pub const SEGMENT_MAX_SECS: f64 = 30.0;
+
+/// The longest a subtitle cue may stay on screen, seconds.
+pub const CUE_MAX_SECS: f64 = 7.0;
+
+/// The most characters on one line of a subtitle cue; a cue has at most two lines.
+pub const CUE_LINE_CHARS: usize = 42;
+
+/// A SubRip document without speech: one cue with no text. An empty file is no SubRip
+/// document (ffmpeg cannot open it, players refuse it); this one shows nothing.
+const EMPTY_SRT: &str = "1\n00:00:00,000 --> 00:00:00,000\n\n";
+
 impl Transcript {
-    /// Renders the transcript as `format`.
+    /// Renders the transcript as `format`, within the limits of this module: the JSON with
+    /// segments of at most [`SEGMENT_MAX_SECS`], SRT and VTT with cues of at most
+    /// [`CUE_MAX_SECS`] and two lines of [`CUE_LINE_CHARS`] characters.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Json => serde_json::to_string(self).expect("a transcript serialises"),
+            Format::Json => {
+                serde_json::to_string(&self.bounded()).expect("a transcript serialises")
+            }
             Format::Text => format!("{}\n", self.text),
-            Format::Srt => self.cues(",", |n| format!("{n}\n")),
-            Format::Vtt => format!("WEBVTT\n\n{}", self.cues(".", |_| String::new())),
+            Format::Srt => {
+                let cues = self.cues();
+                if cues.is_empty() {
+                    EMPTY_SRT.to_string()
+                } else {
+                    render_cues(&cues, ",", |n| format!("{n}\n"), str::to_string)
+                }
+            }
+            Format::Vtt => format!(
+                "WEBVTT\n\n{}",
+                render_cues(&self.cues(), ".", |_| String::new(), vtt_escape)
+            ),
         }
     }
 
-    /// One cue per segment: an optional header line, `start --> end`, the text, a blank line.
-    fn cues(&self, decimal: &str, header: impl Fn(usize) -> String) -> String {
-        self.segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                format!(
-                    "{}{} --> {}\n{}\n\n",
-                    header(i + 1),
-                    timestamp(s.start, decimal),
-                    timestamp(s.end, decimal),
-                    s.text
-                )
+    /// The transcript with no segment longer than [`SEGMENT_MAX_SECS`].
+    fn bounded(&self) -> Transcript {
+        let segments = self.segment_words().into_iter().map(segment).collect();
+        Transcript {
+            segments,
+            ..self.clone()
+        }
+    }
+
+    /// The subtitle cues: each served segment's words cut into runs that fit a cue. (Cut from
+    /// the served segments, so that the served JSON renders to the same subtitles.)
+    fn cues(&self) -> Vec<Cue> {
+        let mut previous_end = 0.0_f64;
+        self.segment_words()
+            .into_iter()
+            .flat_map(|words| split(words, cue_fits))
+            .map(|run| {
+                // Not before the cue before ends (players stack overlapping cues): a
+                // transducer's word may end a frame after the next one starts.
+                let start = run[0].start.max(previous_end);
+                let end = run[run.len() - 1].end.max(start);
+                previous_end = end;
+                Cue {
+                    start,
+                    end,
+                    lines: lines(run).unwrap_or_else(|| vec![join(run)]),
+                }
             })
             .collect()
     }
+
+    /// The words of each served segment: each stored segment's, cut to at most
+    /// [`SEGMENT_MAX_SECS`].
+    fn segment_words(&self) -> Vec<&[Word]> {
+        self.sentences()
+            .into_iter()
+            .flat_map(|sentence| split(sentence, |run| span(run) <= SEGMENT_MAX_SECS))
+            .collect()
+    }
+
+    /// The words of each stored segment, in order. The worker stores a segment's text as its
+    /// words joined by spaces, so a segment's words are the next as many as its text has.
+    fn sentences(&self) -> Vec<&[Word]> {
+        let mut rest = self.words.as_slice();
+        self.segments
+            .iter()
+            .map(|segment| {
+                let mut wanted = segment.text.split_whitespace().count();
+                let mut taken = 0;
+                while wanted > 0 && taken < rest.len() {
+                    wanted = wanted.saturating_sub(rest[taken].word.split_whitespace().count());
+                    taken += 1;
+                }
+                let (own, after) = rest.split_at(taken);
+                rest = after;
+                own
+            })
+            .filter(|words| !words.is_empty())
+            .collect()
+    }
+}
+
+/// One subtitle cue: times in seconds and its one or two lines.
+struct Cue {
+    start: f64,
+    end: f64,
+    lines: Vec<String>,
+}
+
+/// Cuts `words` into runs for which `fits` holds (if it holds for a run, it must hold for the
+/// run's beginnings). Each run ends at the best break ([`break_strength`]) in the second half
+/// of the longest run that fits, the latest of equals; a word that fits no run alone is one.
+fn split(mut words: &[Word], fits: impl Fn(&[Word]) -> bool) -> Vec<&[Word]> {
+    let mut runs = Vec::new();
+    while !words.is_empty() {
+        let longest = (2..=words.len())
+            .take_while(|&n| fits(&words[..n]))
+            .last()
+            .unwrap_or(1);
+        let n = if longest == words.len() {
+            longest
+        } else {
+            (longest.div_ceil(2)..=longest)
+                .max_by_key(|&n| break_strength(&words[n - 1], &words[n]))
+                .expect("the range holds `longest`")
+        };
+        let (run, rest) = words.split_at(n);
+        runs.push(run);
+        words = rest;
+    }
+    runs
+}
+
+/// How good a place to cut between `before` and `after` is, in milliseconds of pause: the
+/// pause between them (up to a second; a longer one is no better), plus half a second after
+/// punctuation. Whole milliseconds, so that equal pauses compare equal whatever float noise
+/// their times carry.
+fn break_strength(before: &Word, after: &Word) -> u32 {
+    let punctuation = if before.word.ends_with([',', ';', ':', '.', '?', '!']) {
+        500
+    } else {
+        0
+    };
+    punctuation + ((after.start - before.end).clamp(0.0, 1.0) * 1000.0).round() as u32
+}
+
+/// The segment `words` make: their text and span.
+fn segment(words: &[Word]) -> Segment {
+    Segment {
+        text: join(words),
+        start: words[0].start,
+        end: words[words.len() - 1].end,
+    }
+}
+
+/// Seconds from the first word's start to the last one's end.
+fn span(words: &[Word]) -> f64 {
+    words[words.len() - 1].end - words[0].start
+}
+
+/// Whether `words` make one cue: short enough in time, and on at most two lines.
+fn cue_fits(words: &[Word]) -> bool {
+    span(words) <= CUE_MAX_SECS && lines(words).is_some()
+}
+
+/// The words on one line of at most [`CUE_LINE_CHARS`] characters, or on two, as even as the
+/// words allow (the first the shorter of equals, as subtitle guidelines prefer); `None` when
+/// two are not enough.
+fn lines(words: &[Word]) -> Option<Vec<String>> {
+    let width = |line: &str| line.chars().count();
+    let text = join(words);
+    if width(&text) <= CUE_LINE_CHARS {
+        return Some(vec![text]);
+    }
+    (1..words.len())
+        .map(|k| (join(&words[..k]), join(&words[k..])))
+        .filter(|(a, b)| width(a) <= CUE_LINE_CHARS && width(b) <= CUE_LINE_CHARS)
+        .min_by_key(|(a, b)| width(a).max(width(b)))
+        .map(|(a, b)| vec![a, b])
+}
+
+/// The words separated by spaces.
+fn join(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| w.word.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Cue text as WebVTT needs it: `&` and `<` start markup there, and `-->` may not appear.
+fn vtt_escape(line: &str) -> String {
+    line.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Each cue as an optional header line, `start --> end`, its lines (through `text`), a blank
+/// line.
+fn render_cues(
+    cues: &[Cue],
+    decimal: &str,
+    header: impl Fn(usize) -> String,
+    text: impl Fn(&str) -> String,
+) -> String {
+    cues.iter()
+        .enumerate()
+        .map(|(i, cue)| {
+            let lines: Vec<String> = cue.lines.iter().map(|l| text(l)).collect();
+            format!(
+                "{}{} --> {}\n{}\n\n",
+                header(i + 1),
+                timestamp(cue.start, decimal),
+                timestamp(cue.end, decimal),
+                lines.join("\n")
+            )
+        })
+        .collect()
 }
 
 /// `HH:MM:SS<decimal>mmm`, the timestamp both subtitle formats use.
@@ -106,24 +306,70 @@ fn timestamp(seconds: f64, decimal: &str) -> String {
 mod tests {
     use super::*;
 
-    fn sample() -> Transcript {
-        Transcript {
-            text: "Hello there. General Kenobi.".into(),
-            duration: 3725.5,
-            segments: vec![
-                Segment {
-                    text: "Hello there.".into(),
-                    start: 0.24,
-                    end: 1.2,
-                },
-                Segment {
-                    text: "General Kenobi.".into(),
-                    start: 3723.0,
-                    end: 3725.04,
-                },
-            ],
-            words: vec![],
+    fn word(word: &str, start: f64, end: f64) -> Word {
+        Word {
+            word: word.into(),
+            start,
+            end,
         }
+    }
+
+    /// A transcript whose segments are the given runs of words, as the worker stores one.
+    fn transcript(sentences: Vec<Vec<Word>>, duration: f64) -> Transcript {
+        let segments: Vec<Segment> = sentences.iter().map(|run| segment(run)).collect();
+        Transcript {
+            text: segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            duration,
+            segments,
+            words: sentences.into_iter().flatten().collect(),
+        }
+    }
+
+    fn sample() -> Transcript {
+        transcript(
+            vec![
+                vec![word("Hello", 0.24, 0.6), word("there.", 0.7, 1.2)],
+                vec![
+                    word("General", 3723.0, 3724.0),
+                    word("Kenobi.", 3724.1, 3725.04),
+                ],
+            ],
+            3725.5,
+        )
+    }
+
+    /// `n` words of speech without punctuation or pauses: a word every 0.3 s.
+    fn unpunctuated(n: usize) -> Vec<Word> {
+        let words = ["speech", "without", "any", "pause", "goes", "on", "and"];
+        (0..n)
+            .map(|i| {
+                let start = i as f64 * 0.3;
+                word(words[i % words.len()], start, start + 0.25)
+            })
+            .collect()
+    }
+
+    /// The cues of an SRT document: (start, end) in seconds and their lines.
+    fn srt_cues(srt: &str) -> Vec<((f64, f64), Vec<String>)> {
+        let seconds = |t: &str| {
+            let (hms, ms) = t.split_once(',').unwrap();
+            let parts: Vec<f64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+            parts[0] * 3600.0 + parts[1] * 60.0 + parts[2] + ms.parse::<f64>().unwrap() / 1000.0
+        };
+        srt.split_terminator("\n\n")
+            .map(|cue| {
+                let mut lines = cue.lines().skip(1);
+                let (start, end) = lines.next().unwrap().split_once(" --> ").unwrap();
+                (
+                    (seconds(start), seconds(end)),
+                    lines.map(str::to_string).collect(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -148,5 +394,164 @@ mod tests {
     fn json_round_trips() {
         let json = sample().render(Format::Json);
         assert_eq!(serde_json::from_str::<Transcript>(&json).unwrap(), sample());
+    }
+
+    /// Issue 15: an hour of speech without sentence ends or long pauses was one segment, and so
+    /// one cue of 40,000 characters.
+    #[test]
+    fn speech_without_sentence_ends_is_cut_into_readable_cues_and_bounded_segments() {
+        let words = unpunctuated(12_000);
+        let long = transcript(vec![words.clone()], 3600.0);
+
+        let cues = srt_cues(&long.render(Format::Srt));
+        assert!(cues.len() > 300, "{} cues", cues.len());
+        for ((start, end), lines) in &cues {
+            assert!(end - start <= CUE_MAX_SECS, "{start} --> {end}");
+            assert!((1..=2).contains(&lines.len()), "{lines:?}");
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= CUE_LINE_CHARS),
+                "{lines:?}"
+            );
+        }
+        let cued: Vec<String> = cues
+            .iter()
+            .flat_map(|(_, lines)| {
+                lines
+                    .join(" ")
+                    .split(' ')
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            cued.iter().eq(words.iter().map(|w| &w.word)),
+            "the cues hold every word in order"
+        );
+
+        let vtt = long.render(Format::Vtt);
+        assert_eq!(
+            vtt.matches(" --> ").count(),
+            cues.len(),
+            "VTT has the same cues"
+        );
+
+        let json: Transcript = serde_json::from_str(&long.render(Format::Json)).unwrap();
+        assert!(
+            json.segments.len() >= 120,
+            "{} segments",
+            json.segments.len()
+        );
+        assert!(
+            json.segments
+                .iter()
+                .all(|s| s.end - s.start <= SEGMENT_MAX_SECS)
+        );
+        assert_eq!(
+            json.segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            long.text
+        );
+        assert_eq!(json.words.len(), long.words.len());
+        // The served JSON renders to the same subtitles.
+        assert_eq!(json.render(Format::Srt), long.render(Format::Srt));
+    }
+
+    #[test]
+    fn cues_are_cut_at_punctuation_and_pauses_rather_than_where_they_fill_up() {
+        let first_cue = |words: Vec<Word>| {
+            let cues = srt_cues(&transcript(vec![words], 20.0).render(Format::Srt));
+            cues[0].1.join(" ")
+        };
+        // 14 of these words fill two lines.
+        let plain = unpunctuated(20);
+        assert_eq!(first_cue(plain.clone()).split(' ').count(), 14);
+
+        let mut comma = plain.clone();
+        comma[9].word.push(',');
+        let cue = first_cue(comma);
+        assert!(cue.ends_with("any,"), "{cue:?}");
+        assert_eq!(cue.split(' ').count(), 10);
+
+        let mut pause = plain;
+        for w in &mut pause[8..] {
+            w.start += 1.0;
+            w.end += 1.0;
+        }
+        assert_eq!(first_cue(pause).split(' ').count(), 8);
+    }
+
+    #[test]
+    fn two_lines_are_as_even_as_the_words_allow() {
+        let words = vec![
+            word("the", 0.0, 0.2),
+            word("children", 0.3, 0.6),
+            word("found", 0.7, 0.9),
+            word("a", 1.0, 1.1),
+            word("small", 1.2, 1.4),
+            word("animal", 1.5, 1.8),
+            word("near", 1.9, 2.1),
+            word("the", 2.2, 2.3),
+            word("river", 2.4, 2.8),
+        ];
+        assert_eq!(
+            transcript(vec![words], 3.0).render(Format::Srt),
+            "1\n00:00:00,000 --> 00:00:02,800\n\
+             the children found a small\nanimal near the river\n\n"
+        );
+    }
+
+    #[test]
+    fn a_word_longer_than_a_line_is_a_cue_of_its_own() {
+        let long = "x".repeat(CUE_LINE_CHARS + 5);
+        let words = vec![
+            word("a", 0.0, 0.1),
+            word(&long, 0.2, 0.9),
+            word("b", 1.0, 1.1),
+        ];
+        let lines: Vec<Vec<String>> = srt_cues(&transcript(vec![words], 2.0).render(Format::Srt))
+            .into_iter()
+            .map(|(_, lines)| lines)
+            .collect();
+        assert_eq!(
+            lines,
+            [vec!["a".to_string()], vec![long], vec!["b".to_string()]]
+        );
+    }
+
+    #[test]
+    fn a_cue_never_starts_before_the_one_before_it_ends() {
+        // A transducer's word can end a frame after the next one starts.
+        let words = unpunctuated(40);
+        let overlapping: Vec<Word> = words
+            .into_iter()
+            .map(|w| word(&w.word, w.start, w.end + 0.1))
+            .collect();
+        let cues = srt_cues(&transcript(vec![overlapping], 20.0).render(Format::Srt));
+        assert!(cues.windows(2).all(|c| c[0].0.1 <= c[1].0.0), "{cues:?}");
+        assert!(cues.iter().all(|((start, end), _)| start <= end));
+    }
+
+    /// Issue 15: a transcript without speech was a 0-byte SRT, which ffmpeg cannot open.
+    #[test]
+    fn no_speech_is_still_a_subtitle_document() {
+        let silent = transcript(vec![], 4.0);
+        assert_eq!(
+            silent.render(Format::Srt),
+            "1\n00:00:00,000 --> 00:00:00,000\n\n"
+        );
+        assert_eq!(silent.render(Format::Vtt), "WEBVTT\n\n");
+        assert_eq!(silent.render(Format::Text), "\n");
+    }
+
+    #[test]
+    fn vtt_escapes_what_would_be_markup() {
+        let words = vec![word("R&D", 0.0, 0.4), word("<b>-->", 0.5, 0.9)];
+        assert_eq!(
+            transcript(vec![words], 1.0).render(Format::Vtt),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\nR&amp;D &lt;b&gt;--&gt;\n\n"
+        );
     }
 }

@@ -99,6 +99,53 @@ fn a_short_utterance_batched_with_long_audio_keeps_full_attention() {
     }
 }
 
+/// Issue 15: words of audio cut short ended after the audio did (a 0.2 s cut gave 0.24 s). Cut
+/// the recording at every 0.1 s from 0.2 s on (most cuts fall inside a word), and the 0.2 s
+/// from 0.3 s: every token, word and segment lies inside the audio, starts at or before it
+/// ends, and starts and ends keep their order.
+#[test]
+fn times_stay_inside_audio_cut_anywhere() {
+    let model = hybrid();
+    let speech = &speech_files()[0];
+    let mut cuts: Vec<&[f32]> = (2..)
+        .map(|tenths| tenths * 1600)
+        .take_while(|&n| n < speech.len())
+        .map(|n| &speech[..n])
+        .collect();
+    cuts.push(&speech[4800..8000]);
+    for decoder in [DecoderKind::Tdt, DecoderKind::Ctc] {
+        let options = TranscribeOptions {
+            decoder: Some(decoder),
+            ..TranscribeOptions::default()
+        };
+        for t in model.transcribe_batch(&cuts, &options).unwrap() {
+            let spans = [
+                t.tokens
+                    .iter()
+                    .map(|x| (x.start, x.end))
+                    .collect::<Vec<_>>(),
+                t.words.iter().map(|x| (x.start, x.end)).collect(),
+                t.segments.iter().map(|x| (x.start, x.end)).collect(),
+            ];
+            for spans in spans {
+                let what = format!("{decoder}, {} s: {spans:?}", t.duration);
+                assert!(
+                    spans
+                        .iter()
+                        .all(|&(start, end)| start <= end && end <= t.duration),
+                    "{what}"
+                );
+                assert!(
+                    spans
+                        .windows(2)
+                        .all(|p| p[0].0 <= p[1].0 && p[0].1 <= p[1].1),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_encoder_output_of_a_batch_matches_single_runs() {
     let model = hybrid();
@@ -249,7 +296,7 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
     assert!(
         long.words
             .iter()
-            .all(|w| w.start <= w.end && w.end <= long.duration + 0.08)
+            .all(|w| w.start <= w.end && w.end <= long.duration)
     );
     for k in 0..repeats {
         let inside = long
