@@ -44,12 +44,16 @@ pub struct SubmitForm {
 
 /// Submit audio for transcription.
 ///
-/// Accepted: WAV, FLAC, MP3, M4A/MP4 (AAC), ADTS AAC, Ogg Vorbis or Opus (`.ogg`, `.oga`,
-/// `.opus`), WebM/Matroska (`.webm`, `.mka`) with Opus or Vorbis; up to 8 channels, 8 to
-/// 192 kHz. The extension, the part's `Content-Type` and the file's own first bytes must agree,
-/// and the container is probed before the job is created: its duration (also returned as the
-/// job's `duration`) must be within the limit. The upload streams to object storage while its
-/// SHA-256 is computed; the job is queued and answered at once. Poll `Location` until the
+/// Accepted: WAV (PCM, IMA or Microsoft ADPCM), FLAC, MP3, M4A/MP4 (AAC or ALAC), ADTS AAC, Ogg
+/// Vorbis or Opus (`.ogg`, `.oga`, `.opus`), WebM/Matroska (`.webm`, `.mka`) with Opus or
+/// Vorbis; up to 8 channels, 8 to 192 kHz. The file's own bytes must be what its extension
+/// says; the part's `Content-Type` is the client's guess, so any audio or video type (or
+/// `application/octet-stream`) is taken and recorded as given, and only a type that is not
+/// audio (an image, text, a program) is refused. The container is probed before the job is
+/// created and its duration measured by counting packets (headers are not trusted): that
+/// duration (the job's `duration`) must be within the limit and is what the key's quota is
+/// charged, until the worker's decoding settles it. The upload streams to object storage while
+/// its SHA-256 is computed; the job is queued and answered at once. Poll `Location` until the
 /// status is final. With an `Idempotency-Key` header, repeating the request returns the job the
 /// first one made.
 #[utoipa::path(
@@ -61,7 +65,7 @@ pub struct SubmitForm {
         (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
         (status = 400, description = "Bad form", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not an accepted format, or the name, type and content disagree", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not an accepted format, a declared type that is not audio, or content that is not what the name says", body = ErrorBody),
         (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels; `invalid_callback_url`; `webhook_secret_missing`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, or over a quota of the key: `quota_concurrent_jobs`, `quota_audio_seconds` (with `Retry-After`), `quota_upload_bytes`", body = ErrorBody),
         (status = 503, description = "Database or storage unavailable", body = ErrorBody),
