@@ -4,7 +4,7 @@
 # under ./data/blobs. Ctrl-C stops both. Every WARBLE_* variable of the README applies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p api -p worker
+cargo build --release --locked -p warble-api -p warble-worker
 # The first admin key, kept in ./data/admin.key (readable by you only) unless one is given.
 if [ -z "${WARBLE_ADMIN_KEY:-}" ]; then
     if [ ! -s data/admin.key ]; then

@@ -3,7 +3,7 @@
 //! receives a 100 MB upload (the default limit).
 //!
 //! ```sh
-//! cargo build --release -p worker && cargo bench -p api --bench pipeline -- --write docs/benchmarks.md
+//! cargo build --release -p warble-worker && cargo bench -p warble-api --bench pipeline -- --write docs/benchmarks.md
 //! ```
 //!
 //! Each configuration runs two phases on a fresh database:
@@ -215,8 +215,8 @@ fn markdown(args: &Args, results: &[Measured], upload: (u64, u64)) -> String {
         "Measured on {cpu}, {cores} cores, {} jobs per phase of the {:.1} s fixture `{AUDIO}` on the \
          test model (inference takes milliseconds, so the numbers are the platform's own cost), \
          {} concurrent uploads, pickup at {} uploads/s, release builds, `WARBLE_HEARTBEAT_SECS=1`, \
-         poll interval 250 ms. Command:\n\n```sh\ncargo build --release -p worker && \
-         cargo bench -p api --bench pipeline -- --write docs/benchmarks.md\n```\n\n\
+         poll interval 250 ms. Command:\n\n```sh\ncargo build --release -p warble-worker && \
+         cargo bench -p warble-api --bench pipeline -- --write docs/benchmarks.md\n```\n\n\
          | database | workers | submit rate | throughput | outside inference | overhead per job | pickup p50 | pickup p99 |\n\
          |---|---|---|---|---|---|---|---|\n",
         args.jobs,

@@ -9,7 +9,7 @@
 //! then sends the backlog; its rate is deliveries / (its start to the last receipt).
 //!
 //! ```sh
-//! cargo build --release -p worker && cargo bench -p api --bench webhooks -- --write docs/benchmarks.md
+//! cargo build --release -p warble-worker && cargo bench -p warble-api --bench webhooks -- --write docs/benchmarks.md
 //! ```
 
 #[path = "../tests/common/mod.rs"]
@@ -210,8 +210,8 @@ fn markdown(args: &Args, results: &[Measured]) -> String {
          while the dispatcher sleeps; a second API process then sends all the deliveries, \
          from its start (which includes starting the process) to the last receipt: the \
          dispatcher's capacity (16 requests in flight). Command:\n\n```sh\n\
-         cargo build --release -p worker && \
-         cargo bench -p api --bench webhooks -- --write docs/benchmarks.md\n```\n\n\
+         cargo build --release -p warble-worker && \
+         cargo bench -p warble-api --bench webhooks -- --write docs/benchmarks.md\n```\n\n\
          | database | deliveries | deliveries/s live | p50 | p99 | max | lost | duplicated | backlog deliveries/s |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         args.jobs

@@ -6,8 +6,8 @@ use serde::Serialize;
 use ulid::Ulid;
 use utoipa::ToSchema;
 
-use warble_common::db::{Database, DbError};
-use warble_common::with_pool;
+use warble_jobs::db::{Database, DbError};
+use warble_jobs::with_pool;
 
 /// One audited action.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use warble_common::db::Database;
-use warble_common::webhook::outbox::{self, Claimed, Outcome};
-use warble_common::webhook::signing;
+use warble_jobs::db::Database;
+use warble_jobs::webhook::outbox::{self, Claimed, Outcome};
+use warble_jobs::webhook::signing;
 
 /// Webhook settings of the API.
 #[derive(Debug, Clone, clap::Args)]

@@ -8,9 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use warble_common::db::DbError;
-pub use warble_common::error_code::ErrorCode;
-use warble_common::storage::StorageError;
+use warble_jobs::db::DbError;
+pub use warble_jobs::error_code::ErrorCode;
+use warble_jobs::storage::StorageError;
 
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum ApiError {
     RateLimited(crate::rate_limit::RateHeaders),
     /// The caller's key is over one of its quotas.
     #[error(transparent)]
-    Quota(#[from] warble_common::quota::QuotaExceeded),
+    Quota(#[from] warble_jobs::quota::QuotaExceeded),
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),

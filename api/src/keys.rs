@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use ulid::Ulid;
 use utoipa::ToSchema;
 
-use warble_common::db::{Database, DbError};
-use warble_common::quota::{QuotaRow, Quotas};
-use warble_common::with_pool;
+use warble_jobs::db::{Database, DbError};
+use warble_jobs::quota::{QuotaRow, Quotas};
+use warble_jobs::with_pool;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
@@ -97,12 +97,12 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub fn generate() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source");
-    format!("wbl_{}", warble_common::hex(&bytes))
+    format!("wbl_{}", warble_jobs::hex(&bytes))
 }
 
 /// The stored form of a secret.
 pub fn hash(secret: &str) -> String {
-    warble_common::hex(&Sha256::digest(secret.as_bytes()))
+    warble_jobs::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 #[derive(sqlx::FromRow)]
@@ -192,7 +192,7 @@ async fn insert(
     let inserted = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         if first_admin {
-            sqlx::query(warble_common::db::LOCK_TENANT)
+            sqlx::query(warble_jobs::db::LOCK_TENANT)
                 .bind(&key.tenant)
                 .execute(&mut *tx)
                 .await?;

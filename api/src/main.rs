@@ -3,14 +3,14 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use api::audit;
-use api::keys::{self, Role};
+use warble_api::audit;
+use warble_api::keys::{self, Role};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warble_common::config::{AudioArgs, DatabaseArgs, PlatformArgs};
-use warble_common::db::Database;
-use warble_common::queue::Queue;
-use warble_common::quota::{MAX_QUOTA, QuotaArgs, Quotas};
+use warble_jobs::config::{AudioArgs, DatabaseArgs, PlatformArgs};
+use warble_jobs::db::Database;
+use warble_jobs::queue::Queue;
+use warble_jobs::quota::{MAX_QUOTA, QuotaArgs, Quotas};
 
 /// warble API server
 #[derive(Debug, Parser)]
@@ -87,7 +87,7 @@ struct ServeArgs {
     #[command(flatten)]
     quotas: QuotaArgs,
     #[command(flatten)]
-    webhooks: api::dispatcher::WebhookArgs,
+    webhooks: warble_api::dispatcher::WebhookArgs,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -139,7 +139,7 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            print!("{}", api::openapi_json());
+            print!("{}", warble_api::openapi_json());
             Ok(())
         }
         Command::Migrate => {
@@ -193,7 +193,7 @@ async fn manage_keys(
                 audio_seconds_per_day,
                 upload_bytes,
             };
-            let Some(before) = warble_common::quota::set(&db, &id, quotas).await? else {
+            let Some(before) = warble_jobs::quota::set(&db, &id, quotas).await? else {
                 anyhow::bail!("no key {id}");
             };
             let detail = serde_json::json!({ "before": before, "after": quotas });
@@ -247,7 +247,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let queue = Queue::new(&db, &args.platform.queue);
-    let state = api::AppState {
+    let state = warble_api::AppState {
         db,
         storage,
         queue,
@@ -259,14 +259,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.webhooks.webhook_rotation_grace_secs.max(0),
         ),
         cors_origins: args.cors_origins.clone(),
-        rate_limits: api::rate_limit::RateLimits::new(
+        rate_limits: warble_api::rate_limit::RateLimits::new(
             args.rate_limit_per_minute,
             args.rate_limit_burst,
             args.ip_rate_limit_per_minute,
             args.ip_rate_limit_burst,
             args.trusted_proxies.clone(),
         ),
-        tokens: api::token::Tokens::new(
+        tokens: warble_api::token::Tokens::new(
             jwt_secret.as_bytes(),
             std::time::Duration::from_secs(args.jwt_ttl_secs.max(1)),
         ),
@@ -276,18 +276,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Background tasks stop when the server does: the sweeper between sweeps, the dispatcher
     // once its attempts in flight are recorded.
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let sweeper = api::spawn_sweeper(state.clone(), shutdown.clone());
+    let sweeper = warble_api::spawn_sweeper(state.clone(), shutdown.clone());
     if args.webhooks.webhook_allow_private {
         tracing::warn!("WARBLE_WEBHOOK_ALLOW_PRIVATE is set: webhooks may reach private networks");
     }
     let dispatcher =
-        api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn(shutdown.clone());
+        warble_api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     // Tests and scripts read the bound address from this line (`--listen 127.0.0.1:0`).
     tracing::info!(address = %listener.local_addr()?, "listening");
-    let app = api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = warble_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -303,7 +303,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Resolves when the process is asked to stop.
 async fn shutdown_signal() {
-    warble_common::signal::shutdown_requested()
+    warble_jobs::signal::shutdown_requested()
         .await
         .expect("installing the signal handlers");
     tracing::info!("shutting down");

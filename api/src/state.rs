@@ -1,9 +1,9 @@
 //! What every handler shares.
 
 use warble_audio::Sandbox;
-use warble_common::db::Database;
-use warble_common::queue::Queue;
-use warble_common::storage::Storage;
+use warble_jobs::db::Database;
+use warble_jobs::queue::Queue;
+use warble_jobs::storage::Storage;
 
 /// Shared, cheap-to-clone handles.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct AppState {
     /// Longest accepted audio, seconds.
     pub max_audio_seconds: f64,
     /// Quotas new user keys start with.
-    pub default_quotas: warble_common::quota::Quotas,
+    pub default_quotas: warble_jobs::quota::Quotas,
     /// Webhooks may go to non-public addresses (`WARBLE_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
     /// How long a rotated-out webhook secret keeps signing.

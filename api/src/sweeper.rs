@@ -3,7 +3,7 @@
 //! not strand the job. Re-sending is harmless: queue tasks are keyed by job id.
 
 use tokio_util::sync::CancellationToken;
-use warble_common::job;
+use warble_jobs::job;
 
 use crate::{AppState, SWEEP_INTERVAL};
 

@@ -6,8 +6,8 @@
 use tokio::io::AsyncWriteExt;
 use warble_audio::sniff::{self, Accepted};
 use warble_audio::{AudioError, Probe};
-use warble_common::quota::QuotaExceeded;
-use warble_common::storage::{self, Stored, Upload};
+use warble_jobs::quota::QuotaExceeded;
+use warble_jobs::storage::{self, Stored, Upload};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

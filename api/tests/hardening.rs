@@ -220,7 +220,7 @@ async fn the_worker_refuses_a_model_with_the_wrong_checksum() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refusing to load it"), "{stderr}");
 
-    let digest = warble_common::hex(&sha2::Sha256::digest(
+    let digest = warble_jobs::hex(&sha2::Sha256::digest(
         std::fs::read(common::model()).unwrap(),
     ));
     let api = Api::start(&backends);

@@ -1,19 +1,19 @@
 //! The committed spec is the one the code serves. Regenerate with
-//! `cargo run -p api -- openapi > openapi/openapi.json`.
+//! `cargo run -p warble-api -- openapi > openapi/openapi.json`.
 
 #[test]
 fn committed_spec_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
-        committed == api::openapi_json(),
-        "openapi/openapi.json is stale; run `cargo run -p api -- openapi > openapi/openapi.json`"
+        committed == warble_api::openapi_json(),
+        "openapi/openapi.json is stale; run `cargo run -p warble-api -- openapi > openapi/openapi.json`"
     );
 }
 
 #[test]
 fn every_route_is_documented() {
-    let spec: serde_json::Value = serde_json::from_str(&api::openapi_json()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&warble_api::openapi_json()).unwrap();
     let paths = spec["paths"].as_object().unwrap();
     for path in [
         "/v1/jobs",

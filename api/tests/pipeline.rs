@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Api, Backends, error_of, fixture, start_worker, transcribe_cli};
 use serde_json::Value;
 use sha2::Digest;
-use warble_common::transcript::{Format, Transcript};
+use warble_jobs::transcript::{Format, Transcript};
 
 const AUDIO: [&str; 2] = ["audio/tts_us_m6.wav", "audio/tts_rp_m7.wav"];
 
@@ -47,7 +47,7 @@ async fn uploads_become_the_transcripts_the_engine_gives(
         assert_eq!(location, format!("/v1/jobs/{id}"));
         assert_eq!(job["status"], "queued");
         assert_eq!(job["metadata"]["customer"], "c-1");
-        let sha = warble_common::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()));
+        let sha = warble_jobs::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()));
         assert_eq!(job["audio_sha256"], sha);
 
         let done = api.wait_final(id, Duration::from_secs(120)).await;
@@ -193,7 +193,7 @@ async fn health_ready_spec_and_docs(backends: Backends, _dir: &std::path::Path) 
     assert_eq!(ready["checks"]["database"], "ok");
     assert_eq!(ready["checks"]["storage"], "ok");
     let spec = api.get("/openapi.json").await.text().await.unwrap();
-    assert_eq!(spec, api::openapi_json());
+    assert_eq!(spec, warble_api::openapi_json());
     let docs = api.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));

@@ -11,33 +11,20 @@
 //! and ffprobe reads every SRT and VTT served, cue for cue.
 
 mod common;
+#[path = "../../audio/tests/support/real_world.rs"]
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{Api, Backends, start_worker};
 use serde_json::Value;
 
-/// The served limits (`warble_common::transcript`).
+/// The served limits (`warble_jobs::transcript`).
 const SEGMENT_MAX_SECS: f64 = 30.0;
 const CUE_MAX_SECS: f64 = 7.0;
 const CUE_LINE_CHARS: usize = 42;
-
-/// Builds the inputs under `dir` and returns their folder, or says why it cannot.
-fn inputs(dir: &Path) -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/make_real_world.sh");
-    let output = Command::new("bash").arg(script).arg(dir).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    match output.status.code() {
-        Some(0) => Some(dir.join("subtitles")),
-        Some(77) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: {}", stderr.trim());
-            None
-        }
-        _ => panic!("make_real_world.sh failed: {stderr}"),
-    }
-}
 
 /// A subtitle cue as served: times in seconds (to the millisecond) and its lines.
 #[derive(Debug)]
@@ -191,7 +178,8 @@ async fn check_transcript(api: &Api, id: &str, name: &str, scratch: &Path) -> Va
 #[tokio::test(flavor = "multi_thread")]
 async fn transcripts_stay_inside_the_audio_and_within_subtitle_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(inputs) = inputs(&dir.path().join("inputs")) else {
+    let Some(inputs) = support::inputs(&dir.path().join("inputs")).map(|d| d.join("subtitles"))
+    else {
         return;
     };
     let scratch = dir.path().join("served");

@@ -2,7 +2,7 @@
 //! same machine, with the same number of threads, fp32, in one run.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=2 cargo bench -p parakeet --bench engine -- \
+//! RAYON_NUM_THREADS=2 cargo bench -p warble-parakeet --bench engine -- \
 //!     --model /work/bench-work/parakeet-tdt-0.6b-v2-random.nemo \
 //!     --audio /work/bench-work/speech60.wav \
 //!     --nemo-python /work/venv/nemo/bin/python --write docs/benchmarks.md
@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use parakeet::{LoadOptions, Parakeet, TranscribeOptions};
+use warble_parakeet::{LoadOptions, Parakeet, TranscribeOptions};
 use serde::Deserialize;
 
 #[path = "../../tools/bench/section.rs"]
@@ -148,13 +148,13 @@ fn nemo(python: &Path, args: &Args, threads: usize) -> NemoResult {
 
 fn main() {
     // As the worker does, so that the numbers are the product's.
-    parakeet::memory::retain_freed_memory();
+    warble_parakeet::memory::retain_freed_memory();
     let args = Args::parse();
     let threads = candle_core::utils::get_num_threads();
     let load_start = Instant::now();
     let model = Parakeet::load(args.model.to_str().unwrap(), &LoadOptions::default()).unwrap();
     let load_secs = load_start.elapsed().as_secs_f64();
-    let audio = parakeet::audio::decode_file(&args.audio).unwrap();
+    let audio = warble_parakeet::audio::decode_file(&args.audio).unwrap();
     let duration = audio.duration_secs();
     let options = TranscribeOptions::default();
 

@@ -5,13 +5,13 @@
 //! float tolerance, and the same tokens, words and timestamps from greedy decoding.
 //!
 //! ```no_run
-//! use parakeet::{LoadOptions, Parakeet, TranscribeOptions, audio};
+//! use warble_parakeet::{LoadOptions, Parakeet, TranscribeOptions, audio};
 //!
 //! let model = Parakeet::load("nvidia/parakeet-tdt-0.6b-v2", &LoadOptions::default())?;
 //! let audio = audio::decode_file("meeting.flac".as_ref())?;
 //! let transcript = model.transcribe(&audio.samples, &TranscribeOptions::default())?;
 //! println!("{}", transcript.text);
-//! # Ok::<(), parakeet::Error>(())
+//! # Ok::<(), warble_parakeet::Error>(())
 //! ```
 
 pub use warble_audio as audio;

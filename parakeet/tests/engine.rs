@@ -2,8 +2,8 @@
 
 mod common;
 
-use parakeet::checkpoint;
-use parakeet::{DecoderKind, Error, LoadOptions, Parakeet, TranscribeOptions, Transcript};
+use warble_parakeet::checkpoint;
+use warble_parakeet::{DecoderKind, Error, LoadOptions, Parakeet, TranscribeOptions, Transcript};
 
 fn hybrid() -> Parakeet {
     Parakeet::load(
@@ -23,7 +23,7 @@ fn speech_files() -> Vec<Vec<f32>> {
     ]
     .iter()
     .map(|stem| {
-        parakeet::audio::decode_file(&common::fixture(&format!("audio/{stem}.wav")))
+        warble_parakeet::audio::decode_file(&common::fixture(&format!("audio/{stem}.wav")))
             .unwrap()
             .samples
     })
@@ -75,7 +75,7 @@ fn a_short_utterance_batched_with_long_audio_keeps_full_attention() {
         long_audio_window: 4,
         ..TranscribeOptions::default()
     };
-    let local = parakeet::encoder::AttentionWindow::Local(4);
+    let local = warble_parakeet::encoder::AttentionWindow::Local(4);
     assert_eq!(model.window_for(long.len(), &options), local);
     let short = &files[0];
     let alone = model.transcribe(short, &options).unwrap();
@@ -163,7 +163,7 @@ fn the_encoder_output_of_a_batch_matches_single_runs() {
         .map(|m| m.pad_with_zeros(2, 0, max - m.dim(2).unwrap()).unwrap())
         .collect();
     let batch = candle_core::Tensor::cat(&padded, 0).unwrap();
-    let window = parakeet::encoder::AttentionWindow::Full;
+    let window = warble_parakeet::encoder::AttentionWindow::Full;
     let (encoded, out_lengths) = model.encode(&batch, &lengths, window).unwrap();
     for (i, mel) in mels.iter().enumerate() {
         let (alone, alone_len) = model.encode(mel, &lengths[i..=i], window).unwrap();
@@ -266,7 +266,7 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
     };
     assert_eq!(
         model.window_for(hour.len(), &options),
-        parakeet::encoder::AttentionWindow::Local(256)
+        warble_parakeet::encoder::AttentionWindow::Local(256)
     );
 
     let before = peak_rss();
@@ -320,7 +320,7 @@ fn an_mlx_conversion_transcribes_like_the_nemo_file() {
     assert_eq!(mlx.decoders(), nemo.decoders());
     for samples in speech_files() {
         let (mel, valid) = nemo.features(&samples).unwrap();
-        let window = parakeet::encoder::AttentionWindow::Full;
+        let window = warble_parakeet::encoder::AttentionWindow::Full;
         let (a, _) = nemo.encode(&mel, &[valid], window).unwrap();
         let (b, _) = mlx.encode(&mel, &[valid], window).unwrap();
         assert!(common::relative_error(&b, &a).0 < 1e-6);

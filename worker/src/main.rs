@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = warble_audio::sandbox::serve_child() {
         std::process::exit(code);
     }
-    parakeet::memory::retain_freed_memory();
+    warble_parakeet::memory::retain_freed_memory();
     let cli = Cli::parse();
     // A queue worker is a service and reports what it does; `transcribe` prints results only.
     let default_filter = match cli.command {

@@ -1,13 +1,13 @@
 //! Which model to load, where: the options `worker transcribe` and `worker run` share.
 
 use anyhow::Context;
-use parakeet::{LoadOptions, Parakeet, parse_device};
+use warble_parakeet::{LoadOptions, Parakeet, parse_device};
 
 /// The model and the device it runs on.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// Model: a `.nemo` file, an MLX directory, or a Hugging Face repository id.
-    #[arg(long, env = "WARBLE_MODEL", default_value = parakeet::DEFAULT_MODEL)]
+    #[arg(long, env = "WARBLE_MODEL", default_value = warble_parakeet::DEFAULT_MODEL)]
     pub model: String,
     /// Expected SHA-256 of the model file; a mismatch refuses to load.
     #[arg(long, env = "WARBLE_MODEL_SHA256")]

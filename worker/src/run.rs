@@ -1,7 +1,7 @@
 //! `worker run`: takes jobs from the queue, transcribes them and stores the results.
 //!
 //! Delivery is at least once (a job whose worker dies is handed to another after the orphan
-//! timeout), results are stored exactly once: see `warble_common::job`. A job is failed for
+//! timeout), results are stored exactly once: see `warble_jobs::job`. A job is failed for
 //! good when its audio cannot be decoded or when it has used up its attempts; errors of the
 //! database or the store are retried after a growing pause.
 
@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use chrono::Utc;
-use parakeet::{DecoderKind, Parakeet, TranscribeOptions};
+use warble_parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 use tokio::sync::watch;
 use warble_audio::{AudioError, Sandbox};
-use warble_common::config::{AudioArgs, PlatformArgs};
-use warble_common::db::{Database, DbError};
-use warble_common::error_code::ErrorCode;
-use warble_common::filename;
-use warble_common::job::{self, JobError};
-use warble_common::queue::{Queue, TranscribeTask};
-use warble_common::storage::{self, Storage, StorageError};
-use warble_common::transcript::{Segment, Transcript, Word};
-use warble_common::workers::{self, WorkerInfo};
+use warble_jobs::config::{AudioArgs, PlatformArgs};
+use warble_jobs::db::{Database, DbError};
+use warble_jobs::error_code::ErrorCode;
+use warble_jobs::filename;
+use warble_jobs::job::{self, JobError};
+use warble_jobs::queue::{Queue, TranscribeTask};
+use warble_jobs::storage::{self, Storage, StorageError};
+use warble_jobs::transcript::{Segment, Transcript, Word};
+use warble_jobs::workers::{self, WorkerInfo};
 
 use crate::model::ModelArgs;
 
@@ -420,7 +420,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     }
     // The key pays for the audio decoded. (A file cut short keeps the length it declared: it
     // is failed for that, on every attempt.)
-    if !warble_common::quota::reconcile(&ctx.db, id, &ctx.worker_id, duration).await?
+    if !warble_jobs::quota::reconcile(&ctx.db, id, &ctx.worker_id, duration).await?
         || !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, None).await?
     {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
@@ -438,7 +438,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let inference_ms = inferring.elapsed().as_millis();
     let transcript = match result {
         Ok(transcript) => transcript,
-        Err(parakeet::Error::Unsupported(message) | parakeet::Error::Config(message)) => {
+        Err(warble_parakeet::Error::Unsupported(message) | warble_parakeet::Error::Config(message)) => {
             return Err(permanent(ErrorCode::Unsupported, message));
         }
         Err(err) => return Err(permanent(ErrorCode::TranscriptionFailed, err.to_string())),
@@ -455,7 +455,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
 }
 
 /// The engine's transcript in the stored form.
-fn to_stored(t: &parakeet::Transcript) -> Transcript {
+fn to_stored(t: &warble_parakeet::Transcript) -> Transcript {
     Transcript {
         text: t.text.clone(),
         duration: t.duration,
@@ -495,7 +495,7 @@ fn hostname() -> String {
 /// stops polling its queue there, and on SQLite a queue transaction it leaves unfinished holds
 /// the database's write lock, so the running job could never store its result.
 async fn drain(ctx: Ctx, timeout: Duration, stop: watch::Sender<bool>) {
-    match warble_common::signal::shutdown_requested().await {
+    match warble_jobs::signal::shutdown_requested().await {
         Ok(()) => tracing::info!("stopping: finishing current jobs"),
         Err(err) => tracing::error!(error = %err, "cannot listen for signals; stopping"),
     }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
+use warble_parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
 use serde::Serialize;
 
 use crate::model::ModelArgs;
@@ -32,7 +32,7 @@ struct JsonLine<'a> {
     duration: f64,
     text: &'a str,
     tokens: Vec<u32>,
-    words: &'a [parakeet::TimedWord],
+    words: &'a [warble_parakeet::TimedWord],
 }
 
 /// Loads the model once and transcribes every file; a file that fails is reported on stderr
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for file in &args.files {
         let result = audio::decode_file(file)
-            .map_err(parakeet::Error::from)
+            .map_err(warble_parakeet::Error::from)
             .and_then(|a| model.transcribe(&a.samples, &transcribe));
         match result {
             Ok(transcript) => print(&mut stdout, file, &transcript, args.json)?,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions};
+use warble_parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions};
 use serde_json::Value;
 
 fn fixture(rel: &str) -> PathBuf {
@@ -56,7 +56,7 @@ fn json_lines_carry_what_the_engine_produces() {
         let lines = json_lines(&worker(&args, &[]));
         assert_eq!(lines.len(), files.len());
         for (line, file) in lines.iter().zip(&files) {
-            let audio = parakeet::audio::decode_file(file).unwrap();
+            let audio = warble_parakeet::audio::decode_file(file).unwrap();
             let options = TranscribeOptions {
                 decoder: Some(decoder),
                 ..TranscribeOptions::default()

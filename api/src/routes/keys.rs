@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use warble_common::quota::{self, Quotas};
+use warble_jobs::quota::{self, Quotas};
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody, ErrorCode};

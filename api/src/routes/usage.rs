@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use warble_common::quota::{self, Usage};
+use warble_jobs::quota::{self, Usage};
 
 use crate::auth::require_admin;
 use crate::error::{ApiError, ErrorBody};

@@ -10,8 +10,8 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warble_common::webhook::outbox::{self, Delivery, DeliveryStatus};
-use warble_common::webhook::{self, Changes, Event, Webhook};
+use warble_jobs::webhook::outbox::{self, Delivery, DeliveryStatus};
+use warble_jobs::webhook::{self, Changes, Event, Webhook};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::json::JsonObject;

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
-use warble_common::workers::{self, WorkerInfo};
+use warble_jobs::workers::{self, WorkerInfo};
 
 use crate::auth::require_admin;
 

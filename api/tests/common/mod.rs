@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-// The test databases' life is shared with warble-common's own tests.
-#[path = "../../../common/tests/support/postgres.rs"]
+// The test databases' life is shared with warble-jobs' own tests.
+#[path = "../../../jobs/tests/support/postgres.rs"]
 mod postgres;
 pub mod receiver;
 

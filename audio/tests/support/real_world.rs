@@ -1,5 +1,7 @@
 //! The real-world inputs of `audio/tests/real_world.rs` and `api/tests/real_world.rs`, made by
-//! `tools/fixtures/make_real_world.sh`.
+//! `tools/fixtures/make_real_world.sh` (and of `api/tests/transcripts.rs`, its subtitles
+//! section). Each test crate uses what it needs of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

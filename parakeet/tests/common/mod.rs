@@ -64,7 +64,7 @@ pub fn long_recording() -> Vec<f32> {
     let mut samples = Vec::new();
     for part in recipe.parts {
         let audio =
-            parakeet::audio::decode_file(&fixture(&format!("audio/{}", part.file))).unwrap();
+            warble_parakeet::audio::decode_file(&fixture(&format!("audio/{}", part.file))).unwrap();
         samples.extend(audio.samples);
         samples.extend(std::iter::repeat_n(
             0.0,

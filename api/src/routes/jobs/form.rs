@@ -6,7 +6,7 @@ use crate::destination;
 use axum::extract::Multipart;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
-use warble_common::{filename, webhook};
+use warble_jobs::{filename, webhook};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warble_common::job::{self, Job, JobStatus};
-use warble_common::transcript::{Format, Transcript};
+use warble_jobs::job::{self, Job, JobStatus};
+use warble_jobs::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::{audit, page};

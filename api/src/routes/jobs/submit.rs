@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ulid::Ulid;
 use utoipa::ToSchema;
-use warble_common::job::{self, Inserted, Job, NewJob};
-use warble_common::quota;
+use warble_jobs::job::{self, Inserted, Job, NewJob};
+use warble_jobs::quota;
 
 use super::form::{Intake, MAX_METADATA_BYTES, Submission};
 use crate::error::{ApiError, ErrorBody, ErrorCode};

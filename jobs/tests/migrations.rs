@@ -11,7 +11,7 @@ use std::path::Path;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use warble_common::db::Database;
+use warble_jobs::db::Database;
 
 /// What the schema says, one fact a line: `warble_jobs.status` → `text not null`,
 /// `warble_jobs primary key` → `(id)`, `warble_jobs index warble_jobs_status_id` →

@@ -8,10 +8,10 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use warble_common::db::Database;
-use warble_common::error_code::ErrorCode;
-use warble_common::job::{self, JobError, JobStatus, StoredJob};
-use warble_common::webhook::{self, Event, outbox};
+use warble_jobs::db::Database;
+use warble_jobs::error_code::ErrorCode;
+use warble_jobs::job::{self, JobError, JobStatus, StoredJob};
+use warble_jobs::webhook::{self, Event, outbox};
 
 on_both_databases!(
     a_job_runs_from_queued_to_succeeded,

@@ -5,10 +5,10 @@
 #[macro_use]
 mod support;
 
-use warble_common::db::{Database, DbError};
-use warble_common::job;
-use warble_common::webhook::{self, Event, outbox};
-use warble_common::with_pool;
+use warble_jobs::db::{Database, DbError};
+use warble_jobs::job;
+use warble_jobs::webhook::{self, Event, outbox};
+use warble_jobs::with_pool;
 
 on_both_databases!(
     an_unknown_job_status_fails_the_read,

@@ -1,13 +1,13 @@
-//! What warble-common's tests share: a migrated database of each kind.
+//! What warble-jobs' tests share: a migrated database of each kind.
 
 // Each test crate uses some of these.
 #![allow(dead_code, unused_macros)]
 
 pub mod postgres;
 
-use warble_common::config::DatabaseArgs;
-use warble_common::db::Database;
-use warble_common::job::{self, Inserted, Job, NewJob};
+use warble_jobs::config::DatabaseArgs;
+use warble_jobs::db::Database;
+use warble_jobs::job::{self, Inserted, Job, NewJob};
 
 /// A pool on `url`, with no migrations applied.
 pub async fn connect(url: &str) -> Database {
