@@ -150,8 +150,9 @@ impl Dispatcher {
         tracing::info!(delivery = %claimed.id, attempt = claimed.attempts + 1, ?outcome, "webhook attempt");
         match outbox::record(&self.db, &claimed, &outcome).await {
             Ok(true) => {}
-            // Only possible if this attempt outlived its lease (a stalled database): the row
-            // is another dispatcher's now, and its record is the one that counts.
+            // The row is no longer ours: this attempt outlived its lease (a stalled database)
+            // and another dispatcher's record is the one that counts, or its endpoint was
+            // deleted or disabled meanwhile and the row already failed with it.
             Ok(false) => {
                 tracing::warn!(delivery = %claimed.id, "lease lost before the outcome was recorded")
             }
