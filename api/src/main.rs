@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use warble_api::audit;
-use warble_api::keys::{self, Role};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use warble_api::audit;
+use warble_api::keys::{self, Role};
 use warble_jobs::config::{AudioArgs, DatabaseArgs, PlatformArgs};
 use warble_jobs::db::Database;
 use warble_jobs::queue::Queue;
@@ -280,8 +280,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.webhooks.webhook_allow_private {
         tracing::warn!("WARBLE_WEBHOOK_ALLOW_PRIVATE is set: webhooks may reach private networks");
     }
-    let dispatcher =
-        warble_api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks).spawn(shutdown.clone());
+    let dispatcher = warble_api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks)
+        .spawn(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

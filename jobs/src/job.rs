@@ -467,6 +467,33 @@ pub async fn not_enqueued(db: &Database, limit: u32) -> Result<Vec<String>, DbEr
     Ok(ids)
 }
 
+/// A worker's transition of a job: the conditional `UPDATE … RETURNING` `$query` (built with
+/// its binds, run here in a transaction) and, if it changed the job, the deliveries of the
+/// event `$event` names for the job as changed, in the same transaction, so no change is
+/// committed without its webhooks. Evaluates to the changed job, or `None` if the condition
+/// did not hold.
+macro_rules! transition {
+    ($db:expr, $query:expr, $event:expr) => {{
+        let event = $event;
+        let changed: Result<Option<StoredJob>, DbError> = async {
+            Ok(with_pool!($db, pool => {
+                let mut tx = pool.begin().await?;
+                let row: Option<JobRow> = $query.fetch_optional(&mut *tx).await?;
+                let changed = row.map(StoredJob::from);
+                if let Some(job) = &changed
+                    && let Some(event) = event(&job.job)
+                {
+                    outbox::enqueue(&mut *tx, event, &job.job).await?;
+                }
+                tx.commit().await?;
+                changed
+            }))
+        }
+        .await;
+        changed
+    }};
+}
+
 /// A worker takes a job: `queued` or `running` (its previous worker died) becomes `running`
 /// under `worker_id`, and the attempt is counted (`attempts` of the returned job). `None`:
 /// nothing to do, the job finished or was canceled (or does not exist).
@@ -478,23 +505,15 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
         columns!(),
         ""
     );
-    let started: Option<StoredJob> = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let row: Option<JobRow> = sqlx::query_as(sql)
+    // Only the first start is news; a retry after a lost worker is not.
+    transition!(
+        db,
+        sqlx::query_as(sql)
             .bind(id)
             .bind(worker_id)
-            .bind(Utc::now())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let started = row.map(StoredJob::from);
-        // Only the first start is news; a retry after a lost worker is not.
-        if let Some(job) = started.as_ref().filter(|j| j.job.attempts == 1) {
-            outbox::enqueue(&mut *tx, Event::JobStarted, &job.job).await?;
-        }
-        tx.commit().await?;
-        started
-    });
-    Ok(started)
+            .bind(Utc::now()),
+        |job: &Job| (job.attempts == 1).then_some(Event::JobStarted)
+    )
 }
 
 /// Records progress and, once known, the audio's duration. Returns `false` if the worker no
@@ -537,24 +556,17 @@ pub async fn succeed(
         columns!(),
         ""
     );
-    let done = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let row: Option<JobRow> = sqlx::query_as(sql)
+    // The query is written out in the macro's call: its type is each database's own.
+    let done = transition!(
+        db,
+        sqlx::query_as(sql)
             .bind(id)
             .bind(worker_id)
             .bind(transcript)
-            .bind(Utc::now())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row_changed = row.is_some();
-        if let Some(row) = row {
-            let job = StoredJob::from(row).job;
-            outbox::enqueue(&mut *tx, Event::JobSucceeded, &job).await?;
-        }
-        tx.commit().await?;
-        row_changed
-    });
-    Ok(done)
+            .bind(Utc::now()),
+        |_: &Job| Some(Event::JobSucceeded)
+    )?;
+    Ok(done.is_some())
 }
 
 /// Fails the job for good with `error`, if it has not finished. `worker_id` limits this to the
@@ -573,23 +585,15 @@ pub async fn fail(
         columns!(),
         ""
     );
-    let done = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let row: Option<JobRow> = sqlx::query_as(sql)
+    let done = transition!(
+        db,
+        sqlx::query_as(sql)
             .bind(id)
             .bind(worker_id)
             .bind(Utc::now())
             .bind(error.code.as_str())
-            .bind(&error.message)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row_changed = row.is_some();
-        if let Some(row) = row {
-            let job = StoredJob::from(row).job;
-            outbox::enqueue(&mut *tx, Event::JobFailed, &job).await?;
-        }
-        tx.commit().await?;
-        row_changed
-    });
-    Ok(done)
+            .bind(&error.message),
+        |_: &Job| Some(Event::JobFailed)
+    )?;
+    Ok(done.is_some())
 }

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use warble_parakeet::{LoadOptions, Parakeet, TranscribeOptions};
 use serde::Deserialize;
+use warble_parakeet::{LoadOptions, Parakeet, TranscribeOptions};
 
 #[path = "../../tools/bench/section.rs"]
 mod section;

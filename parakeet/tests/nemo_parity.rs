@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use serde::Deserialize;
 use warble_parakeet::encoder::AttentionWindow;
 use warble_parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions, Transcript};
-use serde::Deserialize;
 
 const TOLERANCE: f64 = 1e-4;
 /// One encoder frame: 8 x 10 ms.
@@ -155,7 +155,8 @@ fn check_model(model: &str) {
     for json in references(model) {
         let (reference, tensors) = read_reference(&json);
         let name = format!("{model}/{}", json.file_stem().unwrap().to_string_lossy());
-        let audio = warble_parakeet::audio::decode_file(&common::fixture(&reference.audio)).unwrap();
+        let audio =
+            warble_parakeet::audio::decode_file(&common::fixture(&reference.audio)).unwrap();
 
         let (mel, valid) = parakeet.features(&audio.samples).unwrap();
         assert_eq!(valid, reference.mel_len, "{name}: mel length");

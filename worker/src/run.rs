@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use chrono::Utc;
-use warble_parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 use tokio::sync::watch;
 use warble_audio::{AudioError, Sandbox};
 use warble_jobs::config::{AudioArgs, PlatformArgs};
@@ -23,6 +22,7 @@ use warble_jobs::queue::{Queue, TranscribeTask};
 use warble_jobs::storage::{self, Storage, StorageError};
 use warble_jobs::transcript::{Segment, Transcript, Word};
 use warble_jobs::workers::{self, WorkerInfo};
+use warble_parakeet::{DecoderKind, Parakeet, TranscribeOptions};
 
 use crate::model::ModelArgs;
 
@@ -438,7 +438,9 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let inference_ms = inferring.elapsed().as_millis();
     let transcript = match result {
         Ok(transcript) => transcript,
-        Err(warble_parakeet::Error::Unsupported(message) | warble_parakeet::Error::Config(message)) => {
+        Err(
+            warble_parakeet::Error::Unsupported(message) | warble_parakeet::Error::Config(message),
+        ) => {
             return Err(permanent(ErrorCode::Unsupported, message));
         }
         Err(err) => return Err(permanent(ErrorCode::TranscriptionFailed, err.to_string())),

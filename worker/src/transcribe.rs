@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use warble_parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
 use serde::Serialize;
+use warble_parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
 
 use crate::model::ModelArgs;
 

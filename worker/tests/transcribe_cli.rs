@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use warble_parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions};
 use serde_json::Value;
+use warble_parakeet::{DecoderKind, LoadOptions, Parakeet, TranscribeOptions};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
