@@ -300,26 +300,17 @@ pub async fn bootstrap_admin(
     configured: Option<&str>,
 ) -> Result<Option<String>, DbError> {
     // Replicas may start together: each check is made with its write, in one transaction.
-    let admin = |secret| {
-        new_key(
-            "first admin",
-            Role::Admin,
-            Some("admin"),
-            Quotas::default(),
-            secret,
-        )
+    let (name, first_admin) = match configured {
+        Some(_) => ("WARBLE_ADMIN_KEY", false),
+        None => ("first admin", true),
     };
-    let (key, secret, first_admin) = match configured {
-        Some(secret) => {
-            let (mut key, secret) = admin(Some(secret));
-            key.name = "WARBLE_ADMIN_KEY".into();
-            (key, secret, false)
-        }
-        None => {
-            let (key, secret) = admin(None);
-            (key, secret, true)
-        }
-    };
+    let (key, secret) = new_key(
+        name,
+        Role::Admin,
+        Some("admin"),
+        Quotas::default(),
+        configured,
+    );
     if !insert(db, &key, &secret, first_admin).await? {
         // The configured secret is known (a revoked one stays revoked), or an admin exists.
         return Ok(None);

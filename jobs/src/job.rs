@@ -516,24 +516,23 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
     )
 }
 
-/// Records progress and, once known, the audio's duration. Returns `false` if the worker no
-/// longer holds the job (canceled, or taken over), so it can stop.
+/// Records progress. Returns `false` if the worker no longer holds the job (canceled, or taken
+/// over), so it can stop. (The decoded duration is recorded with its charge:
+/// [`crate::quota::reconcile`].)
 pub async fn progress(
     db: &Database,
     id: &str,
     worker_id: &str,
     progress: f64,
-    duration: Option<f64>,
 ) -> Result<bool, DbError> {
     let done = with_pool!(db, pool => {
         sqlx::query(
-            "UPDATE warble_jobs SET progress = $3, duration_secs = COALESCE($4, duration_secs) \
+            "UPDATE warble_jobs SET progress = $3 \
              WHERE id = $1 AND worker_id = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(worker_id)
         .bind(progress)
-        .bind(duration)
         .execute(pool)
         .await?
         .rows_affected()

@@ -127,10 +127,11 @@ async fn a_job_runs_from_queued_to_succeeded(db: Database) {
     assert_eq!(endpoints.rows(&db, &id).await, STARTED);
 
     assert!(
-        job::progress(&db, &id, "w1", 0.5, Some(12.25))
+        warble_jobs::quota::reconcile(&db, &id, "w1", 12.25)
             .await
             .unwrap()
     );
+    assert!(job::progress(&db, &id, "w1", 0.5).await.unwrap());
     let running = get(&db, &id).await.job;
     assert_eq!(running.progress, 0.5);
     assert_eq!(running.duration, Some(12.25));
@@ -168,7 +169,7 @@ async fn a_result_after_cancel_is_refused(db: Database) {
     assert_eq!(canceled.job.status, JobStatus::Canceled);
 
     // The worker learns it from its next write, which is refused.
-    assert!(!job::progress(&db, &id, "w1", 0.9, None).await.unwrap());
+    assert!(!job::progress(&db, &id, "w1", 0.9).await.unwrap());
     assert!(!job::succeed(&db, &id, "w1", "{}").await.unwrap());
     assert!(
         !job::fail(&db, &id, Some("w1"), &error("late"))
@@ -209,7 +210,7 @@ async fn a_takeover_drops_the_first_workers_writes(db: Database) {
     assert_eq!(endpoints.rows(&db, &id).await, STARTED);
 
     // w1 comes back: each of its writes is refused.
-    assert!(!job::progress(&db, &id, "w1", 0.9, None).await.unwrap());
+    assert!(!job::progress(&db, &id, "w1", 0.9).await.unwrap());
     assert!(
         !job::succeed(&db, &id, "w1", r#"{"by":"w1"}"#)
             .await
@@ -221,7 +222,7 @@ async fn a_takeover_drops_the_first_workers_writes(db: Database) {
     assert_eq!(job.progress, 0.0);
     assert_eq!(endpoints.rows(&db, &id).await, STARTED);
 
-    assert!(job::progress(&db, &id, "w2", 0.5, None).await.unwrap());
+    assert!(job::progress(&db, &id, "w2", 0.5).await.unwrap());
     assert!(
         job::succeed(&db, &id, "w2", r#"{"by":"w2"}"#)
             .await
@@ -256,7 +257,7 @@ async fn out_of_attempts_fails_the_job_whoever_holds_it(db: Database) {
 
     // Failed is final, for the holder, for a second verdict and for a client's cancel.
     assert!(!job::succeed(&db, &id, "w2", "{}").await.unwrap());
-    assert!(!job::progress(&db, &id, "w2", 0.5, None).await.unwrap());
+    assert!(!job::progress(&db, &id, "w2", 0.5).await.unwrap());
     assert!(!job::fail(&db, &id, None, &error("again")).await.unwrap());
     assert!(job::start(&db, &id, "w3").await.unwrap().is_none());
     job::cancel_and_forget(&db, &id, None)

@@ -421,7 +421,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     // The key pays for the audio decoded. (A file cut short keeps the length it declared: it
     // is failed for that, on every attempt.)
     if !warble_jobs::quota::reconcile(&ctx.db, id, &ctx.worker_id, duration).await?
-        || !job::progress(&ctx.db, id, &ctx.worker_id, 0.1, None).await?
+        || !job::progress(&ctx.db, id, &ctx.worker_id, 0.1).await?
     {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
         return Ok(());
