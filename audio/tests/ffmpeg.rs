@@ -1,26 +1,22 @@
 //! Our decoders against ffmpeg's, sample by sample, on files ffmpeg encodes here (needs ffmpeg;
-//! under `CI` its absence fails the test, elsewhere it is skipped).
+//! without it the test fails, saying so).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use warble_audio::decode_file;
 
-fn ffmpeg(args: &[&str]) -> bool {
+#[path = "../../jobs/tests/support/prerequisite.rs"]
+mod prerequisite;
+
+fn ffmpeg(args: &[&str]) {
     match Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-y"])
         .args(args)
         .status()
     {
-        Ok(status) => {
-            assert!(status.success(), "ffmpeg {args:?} failed");
-            true
-        }
-        Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "ffmpeg is not installed");
-            eprintln!("SKIPPED: ffmpeg is not installed (Debian: apt-get install ffmpeg)");
-            false
-        }
+        Ok(status) => assert!(status.success(), "ffmpeg {args:?} failed"),
+        Err(_) => prerequisite::missing("ffmpeg", "apt-get install ffmpeg"),
     }
 }
 
@@ -84,9 +80,7 @@ fn lossy_decoders_match_ffmpeg() {
         let mut args = vec!["-i", source];
         args.extend_from_slice(encode);
         args.push(encoded_arg);
-        if !ffmpeg(&args) {
-            return;
-        }
+        ffmpeg(&args);
         let decoder: &[&str] = if name.contains("opus") || name.contains("webm") {
             &["-c:a", "libopus"]
         } else {

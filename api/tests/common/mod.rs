@@ -5,6 +5,8 @@
 // The test databases' life is shared with warble-jobs' own tests.
 #[path = "../../../jobs/tests/support/postgres.rs"]
 mod postgres;
+#[path = "../../../jobs/tests/support/prerequisite.rs"]
+pub mod prerequisite;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader};
@@ -34,9 +36,8 @@ macro_rules! on_both_databases {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $scenario() {
                     let dir = tempfile::tempdir().unwrap();
-                    if let Some(backends) = $crate::common::Backends::postgres(dir.path()).await {
-                        super::$scenario(backends, dir.path()).await;
-                    }
+                    let backends = $crate::common::Backends::postgres(dir.path()).await;
+                    super::$scenario(backends, dir.path()).await;
                 }
             )*
         }
@@ -178,23 +179,20 @@ impl Backends {
     pub async fn named(database: &str, dir: &Path) -> Self {
         match database {
             "sqlite" => Self::local(dir),
-            _ => Self::postgres(dir)
-                .await
-                .expect("the benchmark needs Postgres (WARBLE_TEST_POSTGRES_URL)"),
+            _ => Self::postgres(dir).await,
         }
     }
 
     /// A fresh database on the Postgres server of `WARBLE_TEST_POSTGRES_URL` (default: the
     /// local `test` database), dropped when the test ends, with local files for storage.
-    /// `None`, after saying why, when the server cannot be reached, unless running in CI
-    /// (`CI` set), where that fails the test.
-    pub async fn postgres(dir: &Path) -> Option<Self> {
-        let database = postgres::TestDatabase::create().await?;
-        Some(Self {
+    /// Fails the test, saying how to get a server, when none can be reached.
+    pub async fn postgres(dir: &Path) -> Self {
+        let database = postgres::TestDatabase::create().await;
+        Self {
             database_url: database.url.clone(),
             database: Some(Arc::new(database)),
             ..Self::local(dir)
-        })
+        }
     }
 
     pub fn apply(&self, cmd: &mut Command) {

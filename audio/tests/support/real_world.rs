@@ -7,18 +7,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Builds the inputs under `dir`; `None`, after saying why, where ffmpeg or sox is missing,
-/// except under `CI`, where that fails the test.
-pub fn inputs(dir: &Path) -> Option<PathBuf> {
+#[path = "../../../jobs/tests/support/prerequisite.rs"]
+mod prerequisite;
+
+/// Builds the inputs under `dir`; fails the test, saying what to install, where ffmpeg or sox
+/// is missing.
+pub fn inputs(dir: &Path) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/make_real_world.sh");
     let output = Command::new("bash").arg(script).arg(dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
-        Some(0) => Some(dir.to_path_buf()),
-        Some(77) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: {}", stderr.trim());
-            None
-        }
+        Some(0) => dir.to_path_buf(),
+        Some(77) => prerequisite::missing(stderr.trim(), "install ffmpeg and sox"),
         _ => panic!("make_real_world.sh failed: {stderr}"),
     }
 }

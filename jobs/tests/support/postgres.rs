@@ -20,24 +20,19 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Makes one. `None`, after saying why, when the server cannot be reached, unless running
-    /// in CI (`CI` set), where that fails the test.
-    pub async fn create() -> Option<Self> {
+    /// Makes one. Fails the test, saying how to get a server, when none can be reached.
+    pub async fn create() -> Self {
         let admin_url = admin_url();
         let admin = sqlx::postgres::PgPoolOptions::new()
             .acquire_timeout(Duration::from_secs(3))
             .connect(&admin_url)
             .await;
-        let admin = match admin {
-            Ok(pool) => pool,
-            Err(err) if std::env::var_os("CI").is_none() => {
-                eprintln!(
-                    "SKIPPED: Postgres at {admin_url} is unreachable ({err}); set WARBLE_TEST_POSTGRES_URL to run this test"
-                );
-                return None;
-            }
-            Err(err) => panic!("CI requires Postgres at {admin_url}: {err}"),
-        };
+        let admin = admin.unwrap_or_else(|err| {
+            super::prerequisite::missing(
+                &format!("Postgres (none answers at {admin_url}: {err})"),
+                "start PostgreSQL 13+ with a user that may create databases, or set WARBLE_TEST_POSTGRES_URL",
+            )
+        });
         let name = format!(
             "warble_test_{}",
             ulid::Ulid::generate().to_string().to_lowercase()
@@ -48,10 +43,10 @@ impl TestDatabase {
             .unwrap();
         admin.close().await;
         let (base, _) = admin_url.rsplit_once('/').unwrap();
-        Some(Self {
+        Self {
             url: format!("{base}/{name}"),
             name,
-        })
+        }
     }
 }
 
