@@ -36,7 +36,7 @@ pub use sweeper::spawn_sweeper;
     info(title = "warble", description = "Batch speech-to-text with NVIDIA Parakeet models: submit audio, poll the job, fetch the transcript."),
     paths(
         routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::transcript,
-        routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
+        routes::jobs::cancel, routes::jobs::delete, routes::keys::create, routes::keys::list, routes::keys::revoke,
         routes::keys::set_quotas, routes::usage::usage, routes::token::issue,
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::get,
         routes::webhooks::update, routes::webhooks::delete, routes::webhooks::rotate,
@@ -107,6 +107,10 @@ pub fn app(state: AppState) -> Router {
             get(routes::jobs::get).delete(routes::jobs::delete),
         )
         .route("/v1/jobs/{id}/transcript", get(routes::jobs::transcript))
+        .route(
+            "/v1/jobs/{id}/cancel",
+            axum::routing::post(routes::jobs::cancel),
+        )
         .route(
             "/v1/keys",
             get(routes::keys::list).post(routes::keys::create),

@@ -67,7 +67,7 @@ async fn submit_with_callback(api: &Api, callback_url: &str) -> reqwest::Respons
     .await
 }
 
-/// Submits a job (with `callback_url` if given) and deletes it while queued: `job.canceled`.
+/// Submits a job (with `callback_url` if given) and cancels it while queued: `job.canceled`.
 async fn cancel_one(api: &Api, callback_url: Option<&str>) -> String {
     let response = match callback_url {
         Some(url) => submit_with_callback(api, url).await,
@@ -78,8 +78,8 @@ async fn cancel_one(api: &Api, callback_url: Option<&str>) -> String {
         .as_str()
         .unwrap()
         .to_string();
-    let deleted = api.delete(&format!("/v1/jobs/{id}")).await;
-    assert_eq!(deleted.status(), 200);
+    let canceled = post(api, &format!("/v1/jobs/{id}/cancel")).await;
+    assert_eq!(canceled["status"], "canceled");
     id
 }
 

@@ -78,6 +78,7 @@ error_codes! {
     TranscriptNotReady = "transcript_not_ready", Some(409), "The job is queued or running: poll it until it succeeds.";
     NoTranscript = "no_transcript", Some(409), "The job failed or was canceled: it has no transcript.";
     TranscriptUnreadable = "transcript_unreadable", Some(409), "The stored transcript cannot be read.";
+    JobFinished = "job_finished", Some(409), "The job already succeeded or failed: only a queued or running job can be canceled.";
     OwnKey = "own_key", Some(409), "An admin cannot revoke the key it calls with.";
     TooManyWebhooks = "too_many_webhooks", Some(409), "The tenant already has the most webhook endpoints allowed (25).";
     Gone = "gone", Some(410), "The job succeeded and its data was deleted.";

@@ -29,7 +29,7 @@ pub enum JobStatus {
     Succeeded,
     /// Gave up; `error` says why.
     Failed,
-    /// Canceled by a client; its audio and transcript are deleted.
+    /// Canceled by a client before it finished; it has no transcript.
     Canceled,
 }
 
@@ -117,6 +117,9 @@ pub struct Job {
     /// Where `job.succeeded`, `job.failed` and `job.canceled` are also sent, signed with the
     /// tenant's default webhook secret.
     pub callback_url: Option<String>,
+    /// When a client deleted its audio and transcript (`DELETE /v1/jobs/{id}`); `null` while
+    /// they are kept.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -125,7 +128,7 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key, tenant, callback_url"
+         audio_key, tenant, callback_url, deleted_at"
     };
 }
 
@@ -149,6 +152,7 @@ struct JobRow {
     audio_key: String,
     tenant: Option<String>,
     callback_url: Option<String>,
+    deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -176,6 +180,7 @@ impl From<JobRow> for StoredJob {
                 error,
                 tenant: row.tenant,
                 callback_url: row.callback_url,
+                deleted_at: row.deleted_at,
             },
         }
     }
@@ -397,51 +402,6 @@ pub async fn list(
     Ok(rows.into_iter().map(|r| StoredJob::from(r).job).collect())
 }
 
-/// `DELETE /v1/jobs/{id}`: a queued or running job becomes `canceled`; any job forgets its
-/// transcript. Returns the job as it is afterwards (its audio key included, for the caller to
-/// delete the audio), or `None` if there is no such job.
-pub async fn cancel_and_forget(
-    db: &Database,
-    id: &str,
-    tenant: Option<&str>,
-) -> Result<Option<StoredJob>, DbError> {
-    let cancel = concat!(
-        "UPDATE warble_jobs SET status = 'canceled', finished_at = $2 \
-         WHERE id = $1 AND ($3 IS NULL OR tenant = $3) AND status IN ('queued', 'running') \
-         RETURNING ",
-        columns!(),
-        ""
-    );
-    let forget = concat!(
-        "UPDATE warble_jobs SET transcript = NULL WHERE id = $1 AND ($2 IS NULL OR tenant = $2) \
-         RETURNING ",
-        columns!(),
-        ""
-    );
-    let now = Utc::now();
-    let row: Option<JobRow> = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let canceled: Option<JobRow> = sqlx::query_as(cancel)
-            .bind(id)
-            .bind(now)
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(canceled) = canceled {
-            let job: StoredJob = canceled.into();
-            outbox::enqueue(&mut *tx, Event::JobCanceled, &job.job).await?;
-        }
-        let row: Option<JobRow> = sqlx::query_as(forget)
-            .bind(id)
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        row
-    });
-    Ok(row.map(Into::into))
-}
-
 /// Notes that the queue holds the job's task.
 pub async fn mark_enqueued(db: &Database, id: &str) -> Result<(), DbError> {
     with_pool!(db, pool => {
@@ -467,7 +427,7 @@ pub async fn not_enqueued(db: &Database, limit: u32) -> Result<Vec<String>, DbEr
     Ok(ids)
 }
 
-/// A worker's transition of a job: the conditional `UPDATE … RETURNING` `$query` (built with
+/// A transition of a job: the conditional `UPDATE … RETURNING` `$query` (built with
 /// its binds, run here in a transaction) and, if it changed the job, the deliveries of the
 /// event `$event` names for the job as changed, in the same transaction, so no change is
 /// committed without its webhooks. Evaluates to the changed job, or `None` if the condition
@@ -595,4 +555,85 @@ pub async fn fail(
         |_: &Job| Some(Event::JobFailed)
     )?;
     Ok(done.is_some())
+}
+
+/// What [`cancel`] found.
+#[derive(Debug)]
+pub enum Cancel {
+    /// The job was queued or running and is now `canceled` (its worker's next write is
+    /// refused, so it stops); `job.canceled` is in the outbox.
+    Canceled(StoredJob),
+    /// The job had been canceled before; nothing changed.
+    AlreadyCanceled(StoredJob),
+    /// The job had succeeded or failed, which is final; nothing changed.
+    Finished(StoredJob),
+}
+
+impl Cancel {
+    /// The job as it is now.
+    pub fn job(&self) -> &StoredJob {
+        match self {
+            Self::Canceled(job) | Self::AlreadyCanceled(job) | Self::Finished(job) => job,
+        }
+    }
+}
+
+/// A client cancels a job: a queued or running one becomes `canceled`; any other is left as
+/// it is, and the outcome says why. `None` if there is no such job (in `tenant`).
+pub async fn cancel(
+    db: &Database,
+    id: &str,
+    tenant: Option<&str>,
+) -> Result<Option<Cancel>, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET status = 'canceled', finished_at = $2 \
+         WHERE id = $1 AND ($3 IS NULL OR tenant = $3) AND status IN ('queued', 'running') \
+         RETURNING ",
+        columns!(),
+        ""
+    );
+    let canceled = transition!(
+        db,
+        sqlx::query_as(sql).bind(id).bind(Utc::now()).bind(tenant),
+        |_: &Job| Some(Event::JobCanceled)
+    )?;
+    if let Some(job) = canceled {
+        return Ok(Some(Cancel::Canceled(job)));
+    }
+    // The update found the job in a final state (or found none), and no write leaves a final
+    // state, so what is read now is what it found.
+    let found = get(db, id, tenant).await?;
+    Ok(found.map(|job| match job.job.status {
+        JobStatus::Canceled => Cancel::AlreadyCanceled(job),
+        _ => Cancel::Finished(job),
+    }))
+}
+
+/// Records that a finished job's audio and transcript are deleted: drops the transcript and
+/// sets `deleted_at`. A queued or running job is left as it is (a worker may still need its
+/// audio): the caller cancels it first ([`cancel`]), then deletes the audio, then calls this,
+/// so `deleted_at` never claims audio that is still stored. Returns the job as changed, or
+/// `None` if nothing changed: its data was deleted before, it is queued or running, or there
+/// is no such job (in `tenant`).
+pub async fn delete(
+    db: &Database,
+    id: &str,
+    tenant: Option<&str>,
+) -> Result<Option<StoredJob>, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET transcript = NULL, deleted_at = $2 \
+         WHERE id = $1 AND ($3 IS NULL OR tenant = $3) AND deleted_at IS NULL \
+         AND status NOT IN ('queued', 'running') RETURNING ",
+        columns!(),
+        ""
+    );
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(Utc::now())
+            .bind(tenant)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(Into::into))
 }

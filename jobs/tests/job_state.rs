@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use warble_jobs::db::Database;
 use warble_jobs::error_code::ErrorCode;
-use warble_jobs::job::{self, JobError, JobStatus, StoredJob};
+use warble_jobs::job::{self, Cancel, JobError, JobStatus, StoredJob};
 use warble_jobs::webhook::{self, Event, outbox};
 
 on_both_databases!(
     a_job_runs_from_queued_to_succeeded,
     a_result_after_cancel_is_refused,
+    only_a_final_jobs_data_is_deleted_and_only_once,
     a_takeover_drops_the_first_workers_writes,
     out_of_attempts_fails_the_job_whoever_holds_it,
 );
@@ -162,11 +163,19 @@ async fn a_job_runs_from_queued_to_succeeded(db: Database) {
 
 async fn a_result_after_cancel_is_refused(db: Database) {
     let (endpoints, id) = running(&db).await;
-    let canceled = job::cancel_and_forget(&db, &id, Some(TENANT))
-        .await
-        .unwrap()
-        .unwrap();
+    let Some(Cancel::Canceled(canceled)) = job::cancel(&db, &id, Some(TENANT)).await.unwrap()
+    else {
+        panic!("a running job is canceled");
+    };
     assert_eq!(canceled.job.status, JobStatus::Canceled);
+    assert!(canceled.job.finished_at.is_some());
+    // Another tenant cannot cancel it: for them it does not exist.
+    assert!(
+        job::cancel(&db, &id, Some("globex"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The worker learns it from its next write, which is refused.
     assert!(!job::progress(&db, &id, "w1", 0.9).await.unwrap());
@@ -190,10 +199,11 @@ async fn a_result_after_cancel_is_refused(db: Database) {
     );
 
     // Canceling again changes nothing and sends nothing.
-    job::cancel_and_forget(&db, &id, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = job::cancel(&db, &id, None).await.unwrap();
+    assert!(
+        matches!(&again, Some(Cancel::AlreadyCanceled(j)) if j.job.finished_at == job.finished_at),
+        "{again:?}"
+    );
     assert_eq!(
         endpoints.rows(&db, &id).await,
         started_then(Event::JobCanceled)
@@ -260,12 +270,38 @@ async fn out_of_attempts_fails_the_job_whoever_holds_it(db: Database) {
     assert!(!job::progress(&db, &id, "w2", 0.5).await.unwrap());
     assert!(!job::fail(&db, &id, None, &error("again")).await.unwrap());
     assert!(job::start(&db, &id, "w3").await.unwrap().is_none());
-    job::cancel_and_forget(&db, &id, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let cancel = job::cancel(&db, &id, None).await.unwrap();
+    assert!(matches!(cancel, Some(Cancel::Finished(_))), "{cancel:?}");
     let job = get(&db, &id).await.job;
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.error, Some(too_many));
     assert_eq!(endpoints.rows(&db, &id).await, expected);
+}
+
+async fn only_a_final_jobs_data_is_deleted_and_only_once(db: Database) {
+    let (_endpoints, id) = running(&db).await;
+    // A worker holds it: its data stays until it is canceled.
+    assert!(job::delete(&db, &id, None).await.unwrap().is_none());
+    assert!(
+        job::succeed(&db, &id, "w1", r#"{"text":"hi"}"#)
+            .await
+            .unwrap()
+    );
+
+    // Another tenant's delete finds nothing; the owner's drops the transcript, once.
+    assert!(
+        job::delete(&db, &id, Some("globex"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deleted = job::delete(&db, &id, Some(TENANT)).await.unwrap().unwrap();
+    assert_eq!(deleted.job.status, JobStatus::Succeeded);
+    let at = deleted.job.deleted_at.expect("deleted_at is set");
+    assert_eq!(
+        job::transcript(&db, &id, None).await.unwrap(),
+        Some((JobStatus::Succeeded, None))
+    );
+    assert!(job::delete(&db, &id, None).await.unwrap().is_none());
+    assert_eq!(get(&db, &id).await.job.deleted_at, Some(at));
 }

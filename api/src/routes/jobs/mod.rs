@@ -1,4 +1,5 @@
-//! `/v1/jobs`: submit audio ([`submit`]), poll the job, fetch the transcript, list, cancel.
+//! `/v1/jobs`: submit audio ([`submit`]), poll the job, fetch the transcript, list, cancel,
+//! delete.
 
 mod form;
 mod submit;
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warble_jobs::job::{self, Job, JobStatus};
+use warble_jobs::job::{self, Cancel, Job, JobStatus};
 use warble_jobs::transcript::{Format, Transcript};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -174,16 +175,50 @@ pub async fn list(
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 
-/// Cancel a job and delete its data.
+/// Cancel a queued or running job.
 ///
-/// A queued or running job becomes `canceled` (a running worker stops using it); for any job
-/// the audio and the transcript are deleted. The job record stays, so its id keeps answering.
+/// It becomes `canceled`, `job.canceled` is sent, and a worker that holds it stops at its next
+/// write. Its audio is kept until the job is deleted (`DELETE /v1/jobs/{id}`). Canceling a
+/// canceled job answers it again and changes nothing.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancelJob",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 200, description = "The job, canceled", body = Job),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "`job_finished`: the job succeeded or failed", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    match cancel_audited(&state, &caller, &id).await? {
+        Cancel::Canceled(stored) | Cancel::AlreadyCanceled(stored) => Ok(Json(stored.job)),
+        Cancel::Finished(stored) => Err(ApiError::new(
+            ErrorCode::JobFinished,
+            format!(
+                "the job {}: only a queued or running job can be canceled",
+                stored.job.status.as_str()
+            ),
+        )),
+    }
+}
+
+/// Delete a job's audio and transcript.
+///
+/// A queued or running job is canceled first, as `POST /v1/jobs/{id}/cancel` would (and
+/// audited as that cancel). The record stays, with `deleted_at` set, so its id keeps
+/// answering; a succeeded job's transcript then answers 410 `gone`. Deleting a deleted job
+/// answers it again and changes nothing.
 #[utoipa::path(
     delete, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 200, description = "The job afterwards", body = Job),
+        (status = 200, description = "The job, with `deleted_at` set", body = Job),
         (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
@@ -192,12 +227,43 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let stored = job::cancel_and_forget(&state.db, &id, caller.scope())
+    let audio_key = cancel_audited(&state, &caller, &id)
+        .await?
+        .job()
+        .audio_key
+        .clone();
+    // Audio before the record: `deleted_at` never claims audio that is still stored. If
+    // storage fails here, the job is not marked, and repeating the request finishes it.
+    state.storage.delete(&audio_key).await?;
+    let job = match job::delete(&state.db, &id, caller.scope()).await? {
+        Some(deleted) => {
+            tracing::info!(job = %id, status = deleted.job.status.as_str(), "job deleted");
+            let detail =
+                serde_json::json!({ "tenant": deleted.job.tenant, "status": deleted.job.status });
+            audit::record(&state, &caller, "job.delete", &id, detail).await;
+            deleted.job
+        }
+        // Deleted before (the job is final by now, so that is the only reason): as it is.
+        None => {
+            job::get(&state.db, &id, caller.scope())
+                .await?
+                .ok_or_else(|| ApiError::not_found("job"))?
+                .job
+        }
+    };
+    Ok(Json(job))
+}
+
+/// Cancels the job if it is queued or running, and audits that cancel (`job.cancel`): the
+/// cancel route's work, which deleting a job starts with.
+async fn cancel_audited(state: &AppState, caller: &Caller, id: &str) -> Result<Cancel, ApiError> {
+    let outcome = job::cancel(&state.db, id, caller.scope())
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    state.storage.delete(&stored.audio_key).await?;
-    tracing::info!(job = %id, status = stored.job.status.as_str(), "job deleted");
-    let detail = serde_json::json!({ "tenant": stored.job.tenant, "status": stored.job.status });
-    audit::record(&state, &caller, "job.delete", &id, detail).await;
-    Ok(Json(stored.job))
+    if let Cancel::Canceled(stored) = &outcome {
+        tracing::info!(job = %id, "job canceled");
+        let detail = serde_json::json!({ "tenant": stored.job.tenant });
+        audit::record(state, caller, "job.cancel", id, detail).await;
+    }
+    Ok(outcome)
 }
