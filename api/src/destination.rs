@@ -63,6 +63,19 @@ pub enum DestinationError {
     ResolvesOnlyToForbidden(String),
 }
 
+/// A webhook URL's host name did not resolve: no such name, or no DNS server answered.
+/// [`GuardedResolver`] returns it, so that the delivery log can say so in a few words rather
+/// than quote the system resolver.
+#[derive(Debug, thiserror::Error)]
+#[error("could not resolve the host name {host}")]
+pub struct LookupFailed {
+    /// The name looked up.
+    pub host: String,
+    /// The resolver's error.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Checks a webhook URL and returns it parsed, or says why it is refused.
 ///
 /// The URL must use `http` or `https`, name a host, carry no user name or password and be at
@@ -228,8 +241,13 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let name = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let looked_up = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map(Iterator::collect::<Vec<SocketAddr>>);
+            let resolved = match looked_up {
+                Ok(resolved) => resolved,
+                Err(source) => return Err(LookupFailed { host: name, source }.into()),
+            };
             if allow_private {
                 return Ok(Box::new(resolved.into_iter()) as Addrs);
             }
@@ -252,6 +270,12 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// How long a [`client`] with `timeout` waits to establish a connection: the smaller of
+/// `timeout` and 10 s.
+pub fn connect_timeout(timeout: Duration) -> Duration {
+    timeout.min(MAX_CONNECT_TIMEOUT)
+}
+
 /// The HTTP client for webhooks, which can only connect to public addresses unless
 /// `allow_private`.
 ///
@@ -260,7 +284,7 @@ impl Resolve for GuardedResolver {
 ///   private address (and an IP-literal `Location` would not even pass the resolver).
 /// - Proxies from the environment (`HTTP_PROXY`...) are ignored: through a proxy, the proxy
 ///   resolves and connects, and the address check never runs.
-/// - `timeout` bounds the whole request; connecting takes at most the smaller of it and 10 s.
+/// - `timeout` bounds the whole request; connecting takes at most [`connect_timeout`].
 /// - The user agent is `warble-webhooks/<version>`, so receivers can tell what calls them.
 ///
 /// The client does **not** check URLs whose host is an IP address (reqwest connects to those
@@ -275,7 +299,7 @@ pub fn client(allow_private: bool, timeout: Duration) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(timeout)
-        .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+        .connect_timeout(connect_timeout(timeout))
         .user_agent(concat!("warble-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the webhook HTTP client builds")
@@ -573,6 +597,21 @@ mod tests {
         assert!(
             addrs.iter().all(|addr| addr.ip().is_loopback()),
             "{addrs:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn webhook_destination_resolver_names_a_failed_lookup() {
+        // `.invalid` never resolves (RFC 6761), with or without a network.
+        let name: Name = "warble-test.invalid".parse().unwrap();
+        let err = match GuardedResolver::new(true).resolve(name).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        let err = err.downcast_ref::<LookupFailed>().expect("a LookupFailed");
+        assert_eq!(
+            err.to_string(),
+            "could not resolve the host name warble-test.invalid"
         );
     }
 

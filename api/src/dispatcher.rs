@@ -3,16 +3,20 @@
 //! timeout and no redirects, and records the outcome: 2xx is delivered; 410 Gone disables the
 //! endpoint; anything else is retried on a schedule (Svix's by default) with ±20 % jitter,
 //! waiting at least as long as a 429 or 503's `Retry-After`, until the attempts run out.
+//! Each attempt's outcome is logged in a span naming the delivery, the endpoint, the host and
+//! the attempt's number.
 
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::destination::{self, DestinationError};
+use crate::destination::{self, DestinationError, LookupFailed};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use warble_jobs::db::Database;
 use warble_jobs::webhook::outbox::{self, Claimed, Outcome};
 use warble_jobs::webhook::signing;
@@ -105,7 +109,8 @@ impl Dispatcher {
                     Ok(rows) => {
                         let count = rows.len();
                         for row in rows {
-                            in_flight.spawn(self.clone().deliver(row));
+                            let span = attempt_span(&row);
+                            in_flight.spawn(self.clone().deliver(row).instrument(span));
                         }
                         count
                     }
@@ -141,25 +146,22 @@ impl Dispatcher {
         self.timeout * 2 + Duration::from_secs(1)
     }
 
-    /// Sends one leased delivery and records the outcome under its lease.
+    /// Sends one leased delivery and records the outcome under its lease; runs in its
+    /// [`attempt_span`].
     async fn deliver(self: Arc<Self>, claimed: Claimed) {
         let Some(outcome) = self.attempt(&claimed).await else {
-            tracing::warn!(delivery = %claimed.id, "not sent: too little of the lease left; it will be sent again");
+            tracing::warn!("not sent: too little of the lease left; it will be sent again");
             return;
         };
-        tracing::info!(delivery = %claimed.id, attempt = claimed.attempts + 1, ?outcome, "webhook attempt");
+        log(&outcome);
         match outbox::record(&self.db, &claimed, &outcome).await {
             Ok(true) => {}
             // The row is no longer ours: this attempt outlived its lease (a stalled database)
             // and another dispatcher's record is the one that counts, or its endpoint was
             // deleted or disabled meanwhile and the row already failed with it.
-            Ok(false) => {
-                tracing::warn!(delivery = %claimed.id, "lease lost before the outcome was recorded")
-            }
+            Ok(false) => tracing::warn!("lease lost before the outcome was recorded"),
             // The lease expires and the delivery is sent again: at least once.
-            Err(err) => {
-                tracing::warn!(delivery = %claimed.id, error = %err, "recording a webhook attempt")
-            }
+            Err(err) => tracing::warn!(error = %err, "recording a webhook attempt"),
         }
     }
 
@@ -176,8 +178,11 @@ impl Dispatcher {
         let secrets = match outbox::secrets(&self.db, claimed).await {
             Ok(Some(secrets)) => secrets,
             Ok(None) => return Some(abandon("the endpoint was disabled or deleted".into())),
+            // The delivery log is the user's; what went wrong with our database is ours.
             Err(err) => {
-                return Some(self.retry(claimed, None, format!("database: {err}"), 0, None));
+                tracing::warn!(error = %err, "reading the secrets that sign a delivery");
+                let error = "not sent: the server could not read the signing secret";
+                return Some(self.retry(claimed, None, error.into(), 0, None));
             }
         };
         // IP-literal URLs never reach the resolver: check the URL itself before every send.
@@ -208,7 +213,10 @@ impl Dispatcher {
         let latency_ms = started.elapsed().as_millis() as i64;
         let response = match sent {
             Ok(response) => response,
-            Err(err) => return Some(self.retry(claimed, None, describe(&err), latency_ms, None)),
+            Err(err) => {
+                let error = describe(&err, self.timeout);
+                return Some(self.retry(claimed, None, error, latency_ms, None));
+            }
         };
         let status = response.status();
         if status.is_success() {
@@ -257,7 +265,7 @@ impl Dispatcher {
             .schedule
             .get(claimed.attempts as usize)
             .map(|delay| jitter(*delay).max(retry_after.unwrap_or_default()))
-            .map(|delay| chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64);
+            .map(from_now);
         Outcome::Retry {
             status,
             error,
@@ -275,27 +283,149 @@ fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(0.8 + 0.4 * unit)
 }
 
-/// What the delivery log says about a request that got no answer: no addresses of ours.
-fn describe(err: &reqwest::Error) -> String {
+/// `delay` from now; the latest time there is if that is later still (a schedule of
+/// centuries).
+fn from_now(delay: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(delay)
+        .ok()
+        .and_then(|delay| Utc::now().checked_add_signed(delay))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The span each delivery attempt runs in: the delivery, its endpoint (`callback` for a job's
+/// own URL), the host it goes to (not the whole URL, whose path or query may hold a token of
+/// the receiver's) and the attempt's number.
+fn attempt_span(claimed: &Claimed) -> tracing::Span {
+    let host = url::Url::parse(&claimed.url)
+        .ok()
+        .and_then(|url| url.host_str().map(String::from))
+        .unwrap_or_default();
+    tracing::info_span!(
+        "webhook",
+        delivery = %claimed.id,
+        endpoint = %claimed.webhook_id.as_deref().unwrap_or("callback"),
+        host = %host,
+        attempt = claimed.attempts + 1,
+    )
+}
+
+/// Logs an attempt's outcome, in the delivery's [`attempt_span`]: successes at `info`,
+/// failures at `warn` with the status code, the reason as the delivery log gives it and, while
+/// retries are left, when the next attempt is due.
+fn log(outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered { status, latency_ms } => {
+            tracing::info!(status, latency_ms, "webhook delivered");
+        }
+        Outcome::Retry {
+            status,
+            error,
+            latency_ms,
+            next: Some(next),
+        } => tracing::warn!(
+            status,
+            error = %error,
+            latency_ms,
+            next_attempt_at = %next.to_rfc3339_opts(SecondsFormat::Secs, true),
+            retry_in = %in_words(*next - Utc::now()),
+            "webhook attempt failed; retrying",
+        ),
+        Outcome::Retry {
+            status,
+            error,
+            latency_ms,
+            next: None,
+        } => tracing::warn!(
+            status,
+            error = %error,
+            latency_ms,
+            "webhook attempt failed; no retries left, the delivery failed",
+        ),
+        Outcome::Abandon {
+            status,
+            error,
+            latency_ms,
+            disable,
+        } => tracing::warn!(
+            status,
+            error = %error,
+            latency_ms,
+            endpoint_disabled = disable.is_some(),
+            "webhook delivery failed; not retried",
+        ),
+    }
+}
+
+/// A wait as people write it: `45s`, `4m47s`, `2h`, `9h58m`. Seconds are left out from an
+/// hour on, where they are noise (the jitter alone moves a retry by minutes).
+fn in_words(wait: TimeDelta) -> String {
+    let secs = ((wait.num_milliseconds() + 500) / 1000).max(0);
+    let (hours, minutes) = (secs / 3600, secs / 60 % 60);
+    let seconds = if hours > 0 { 0 } else { secs % 60 };
+    let parts = [(hours, "h"), (minutes, "m"), (seconds, "s")];
+    let words: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if words.is_empty() { "0s".into() } else { words }
+}
+
+/// Why a request got no answer, in a few words for the delivery log (`connection refused`,
+/// `timed out after 15 s`): no addresses of ours, no library's error text.
+fn describe(err: &reqwest::Error, timeout: Duration) -> String {
+    use std::io::ErrorKind;
+    let mut io_kind = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<DestinationError>() {
             return refused.to_string();
         }
+        if let Some(lookup) = cause.downcast_ref::<LookupFailed>() {
+            return lookup.to_string();
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
         source = cause.source();
     }
-    if err.is_timeout() {
-        "the endpoint did not answer in time".into()
-    } else if err.is_connect() {
-        "could not connect to the endpoint".into()
-    } else {
-        "the request failed before an answer came".into()
+    let seconds = |limit: Duration| format!("{} s", limit.as_secs_f64());
+    match io_kind {
+        Some(ErrorKind::ConnectionRefused) => "connection refused".into(),
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+            "connection reset".into()
+        }
+        Some(ErrorKind::HostUnreachable) => "host unreachable".into(),
+        Some(ErrorKind::NetworkUnreachable) => "network unreachable".into(),
+        _ if err.is_timeout() && err.is_connect() => format!(
+            "could not connect within {}",
+            seconds(destination::connect_timeout(timeout))
+        ),
+        _ if err.is_timeout() => format!("timed out after {}", seconds(timeout)),
+        _ if err.is_connect() => "could not connect".into(),
+        _ => "the connection failed before an answer came".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_in_words() {
+        for (ms, words) in [
+            (0, "0s"),
+            (-3_000, "0s"),
+            (800, "1s"),
+            (5_000, "5s"),
+            (60_000, "1m"),
+            (287_000, "4m47s"),
+            (7_200_000, "2h"),
+            (35_890_000, "9h58m"),
+        ] {
+            assert_eq!(in_words(TimeDelta::milliseconds(ms)), words, "{ms} ms");
+        }
+    }
 
     #[test]
     fn jitter_stays_within_a_fifth() {

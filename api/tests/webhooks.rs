@@ -1,7 +1,8 @@
 //! Webhooks end to end: the real API and worker, and a real receiver on loopback. Every event
 //! arrives once per destination with signatures an independent implementation accepts;
-//! failures follow the retry schedule; a killed API loses nothing; and by default no
-//! delivery can reach a private address.
+//! failures follow the retry schedule and show in the delivery log as `retrying`, then
+//! `failed`; a killed API loses nothing; and by default no delivery can reach a private
+//! address.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::receiver::{Received, Receiver, Reply, verify_independently};
 use common::{Api, Backends, error_of, fixture, make_key, start_worker};
 use serde_json::{Value, json};
@@ -18,6 +20,7 @@ on_both_databases!(
     a_killed_api_redelivers_with_the_same_ids,
     two_replicas_send_each_delivery_once,
     two_replicas_send_a_slow_backlog_once,
+    failing_deliveries_list_as_retrying_then_failed,
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -89,6 +92,32 @@ fn truncated_wav(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("truncated.wav");
     std::fs::write(&path, &wav[..wav.len() / 2]).unwrap();
     path
+}
+
+/// Waits until `count` deliveries of the caller's tenant are in `status`; returns them.
+async fn wait_for_status(api: &Api, status: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let page = api
+            .get_json(&format!("/v1/webhooks/deliveries?status={status}"))
+            .await;
+        let list = page["deliveries"].as_array().unwrap();
+        if list.len() == count {
+            return list.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A time of the API's, which must be RFC 3339.
+fn time(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is no time"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .to_utc()
 }
 
 /// `(type, job id)` of each delivery.
@@ -424,6 +453,115 @@ async fn two_replicas_send_a_slow_backlog_once(backends: Backends, _dir: &Path) 
     }
 }
 
+/// Three endpoints that fail, with a short retry schedule (8 s, then 1 s; 1 s timeout): one
+/// refuses connections (a closed port), one answers 500, one does not answer in time. After
+/// the first attempt each delivery lists as `retrying`, saying why in a few words and when
+/// the next attempt is due; once the schedule is used up, as `failed`; and the API logs each
+/// attempt in readable fields. Before, such deliveries stayed `pending` until the schedule ran
+/// out (28 hours by default), so `?status=failed` showed nothing meanwhile; `?status=retrying`
+/// was refused; and the log held the outcome's Rust debug form with Unix milliseconds.
+async fn failing_deliveries_list_as_retrying_then_failed(backends: Backends, _dir: &Path) {
+    let backends = private(
+        backends,
+        &[
+            ("WARBLE_WEBHOOK_TIMEOUT_SECS", "1"),
+            ("WARBLE_WEBHOOK_RETRY_SCHEDULE", "8,1"),
+            ("WARBLE_WEBHOOK_POLL_MS", "50"),
+        ],
+    );
+    let receiver = Receiver::start().await;
+    receiver.plan("/down", vec![Reply::Status(500); 3]);
+    receiver.plan("/hang", vec![Reply::Hang(Duration::from_secs(3)); 3]);
+    // A port that was just free: nothing listens there once the listener is dropped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = Api::start(&backends);
+    // Endpoint id → (the reason the log gives, the status code).
+    let mut expected = HashMap::new();
+    for (url, reason, code) in [
+        (
+            format!("http://127.0.0.1:{closed}/hook"),
+            "connection refused",
+            Value::Null,
+        ),
+        (receiver.url("/down"), "HTTP 500", json!(500)),
+        (receiver.url("/hang"), "timed out after 1 s", Value::Null),
+    ] {
+        let (id, _) = register(&api, &url, &["job.canceled"]).await;
+        expected.insert(id, (reason, code));
+    }
+    let check = |delivery: &Value, attempts: i64| {
+        let (reason, code) = &expected[delivery["webhook_id"].as_str().unwrap()];
+        assert_eq!(delivery["last_error"], *reason, "{delivery}");
+        assert_eq!(delivery["last_status_code"], *code, "{delivery}");
+        assert_eq!(delivery["attempts"], attempts, "{delivery}");
+        assert!(
+            time(&delivery["last_attempt_at"]) <= Utc::now(),
+            "{delivery}"
+        );
+    };
+    cancel_one(&api, None).await;
+
+    // After the first attempt: retrying, the next attempt ahead.
+    let retrying = wait_for_status(&api, "retrying", 3).await;
+    let now = Utc::now();
+    for delivery in &retrying {
+        check(delivery, 1);
+        let next = time(&delivery["next_attempt_at"]);
+        assert!(next > now, "{delivery}");
+        assert!(next < now + chrono::TimeDelta::seconds(10), "{delivery}");
+        assert!(next > time(&delivery["last_attempt_at"]), "{delivery}");
+        assert_eq!(delivery["finished_at"], Value::Null, "{delivery}");
+    }
+    let pending = api.get_json("/v1/webhooks/deliveries?status=pending").await;
+    assert_eq!(pending["deliveries"], json!([]), "all were attempted");
+
+    // Given up after 1 + 2 attempts.
+    for delivery in &wait_for_status(&api, "failed", 3).await {
+        check(delivery, 3);
+        assert_eq!(delivery["next_attempt_at"], Value::Null, "{delivery}");
+        assert!(time(&delivery["finished_at"]) <= Utc::now(), "{delivery}");
+    }
+    let retrying = api
+        .get_json("/v1/webhooks/deliveries?status=retrying")
+        .await;
+    assert_eq!(retrying["deliveries"], json!([]));
+
+    // The log: one line per attempt, in fields a person (and a log search) can read.
+    let log = api.process.drain();
+    let refused: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("error=connection refused"))
+        .collect();
+    let first = refused
+        .iter()
+        .find(|line| line.contains("attempt=1"))
+        .unwrap_or_else(|| panic!("no first attempt logged: {refused:?}"));
+    assert!(
+        first.contains("webhook attempt failed; retrying"),
+        "{first}"
+    );
+    assert!(first.contains("host=127.0.0.1"), "{first}");
+    assert!(first.contains("retry_in="), "{first}");
+    let next = first
+        .split("next_attempt_at=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next_attempt_at: {first}"));
+    time(&json!(next));
+    let last = refused
+        .iter()
+        .find(|line| line.contains("attempt=3"))
+        .unwrap_or_else(|| panic!("no third attempt logged: {refused:?}"));
+    assert!(last.contains("no retries left"), "{last}");
+    for line in &log {
+        assert!(!line.contains("Retry {"), "a debug dump: {line}");
+    }
+}
+
 /// The retry schedule, compressed: 1 s (± 20 %) between attempts, three retries, 1 s timeout.
 /// The gaps' upper bounds leave room for a loaded CI machine; the lower ones are exact.
 #[tokio::test(flavor = "multi_thread")]
@@ -466,16 +604,7 @@ async fn failed_deliveries_are_retried_on_schedule() {
     for pair in down.windows(2) {
         assert!((0.8..=2.0).contains(&gap(pair)), "{}", gap(pair));
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    let failed = loop {
-        let page = api.get_json("/v1/webhooks/deliveries?status=failed").await;
-        let list = page["deliveries"].as_array().unwrap().clone();
-        if list.len() == 2 {
-            break list;
-        }
-        assert!(std::time::Instant::now() < deadline, "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failed = wait_for_status(&api, "failed", 2).await;
     let down_delivery = failed
         .iter()
         .find(|d| d["webhook_id"] == hooks["/down"].as_str())
@@ -502,9 +631,11 @@ async fn failed_deliveries_are_retried_on_schedule() {
         assert_eq!(log["deliveries"][0]["attempts"], 2, "{path}");
     }
 
-    // A manual retry sends the failed delivery once more.
+    // A manual retry sends the failed delivery once more: attempted before, it is retrying.
     let id = down_delivery["id"].as_str().unwrap();
-    post(&api, &format!("/v1/webhooks/deliveries/{id}/retry")).await;
+    let retried = post(&api, &format!("/v1/webhooks/deliveries/{id}/retry")).await;
+    assert_eq!(retried["status"], "retrying", "{retried}");
+    time(&retried["next_attempt_at"]);
     receiver.wait_for("/down", 5, WAIT).await;
     // A second event reaches every enabled endpoint, and not the disabled one.
     cancel_one(&api, None).await;
@@ -575,7 +706,7 @@ async fn private_destinations_are_refused_by_default() {
         .get_json(&format!("/v1/webhooks/{hook}/deliveries"))
         .await;
     assert_eq!(log["deliveries"][0]["last_status_code"], 302, "{log}");
-    assert_eq!(log["deliveries"][0]["status"], "pending");
+    assert_eq!(log["deliveries"][0]["status"], "retrying");
     api.process.signal("KILL");
     drop(api);
 

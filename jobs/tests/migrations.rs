@@ -1,7 +1,8 @@
 //! The two migration folders must describe one schema: every query is written once for both
 //! databases, so a column, key or index added to one folder only is a bug that shows on the
 //! other database alone, at run time. Both folders are applied to fresh databases and their
-//! tables compared through the databases' own catalogs.
+//! tables compared through the databases' own catalogs. Migrations that change stored data
+//! are applied to rows written as the version before them wrote them.
 
 mod support;
 
@@ -12,6 +13,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use warble_jobs::db::Database;
+use warble_jobs::webhook::outbox::{self, DeliveryStatus};
+use warble_jobs::with_pool;
 
 /// What the schema says, one fact a line: `warble_jobs.status` → `text not null`,
 /// `warble_jobs primary key` → `(id)`, `warble_jobs index warble_jobs_status_id` →
@@ -267,5 +270,62 @@ impl Index {
             }
             facts.insert(format!("{table} index {}", self.name), what);
         }
+    }
+}
+
+/// The migration that added `retrying`: before it, a delivery waiting for its next attempt
+/// after a failed one was `pending`, like one never attempted.
+const RETRYING: i64 = 20261130000002;
+
+#[tokio::test]
+async fn upgrading_makes_deliveries_waiting_for_a_retry_retrying() {
+    let postgres = support::postgres::TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}/warble.db", dir.path().display());
+    let folders = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    for (folder, url) in [("sqlite", &sqlite_url), ("postgres", &postgres.url)] {
+        let db = support::connect(url).await;
+        let migrator = Migrator::new(folders.join(folder)).await.unwrap();
+        with_pool!(&db, pool => migrator.run_to(RETRYING - 1, pool).await.unwrap());
+        for (id, status, attempts) in [
+            ("never", "pending", 0),
+            ("waiting", "pending", 2),
+            ("done", "delivered", 1),
+            ("gave-up", "failed", 8),
+        ] {
+            with_pool!(&db, pool => {
+                sqlx::query(
+                    "INSERT INTO warble_deliveries (id, tenant, url, event, job_id, payload, \
+                     status, attempts, created_at) \
+                     VALUES ($1, 'acme', 'https://example.com/hook', 'job.failed', 'j', '{}', \
+                     $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(attempts)
+                .bind(chrono::Utc::now())
+                .execute(pool)
+                .await
+                .unwrap();
+            });
+        }
+        with_pool!(&db, pool => migrator.run(pool).await.unwrap());
+
+        let mut statuses: Vec<(String, DeliveryStatus)> =
+            outbox::list(&db, None, None, None, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|delivery| (delivery.id, delivery.status))
+                .collect();
+        statuses.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected = [
+            ("done", DeliveryStatus::Delivered),
+            ("gave-up", DeliveryStatus::Failed),
+            ("never", DeliveryStatus::Pending),
+            ("waiting", DeliveryStatus::Retrying),
+        ]
+        .map(|(id, status)| (id.to_string(), status));
+        assert_eq!(statuses, expected, "{folder}");
     }
 }

@@ -88,7 +88,8 @@ pub struct WebhookList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// Only deliveries in this state.
+    /// Only deliveries in this state: `retrying` lists those whose endpoint failed and that
+    /// wait for their next attempt, `failed` those given up.
     pub status: Option<DeliveryStatus>,
     /// Page size, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -250,7 +251,7 @@ pub async fn update(
     Ok(Json(webhook))
 }
 
-/// Delete an endpoint; its pending deliveries are given up.
+/// Delete an endpoint; its pending and retrying deliveries are given up.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
@@ -399,7 +400,7 @@ async fn deliveries_page(
 #[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/retry", tag = "webhooks",
     params(("id" = String, Path, description = "Delivery id (its webhook-id)")),
     responses(
-        (status = 200, description = "The delivery, pending", body = Delivery),
+        (status = 200, description = "The delivery, `pending` or (attempted before) `retrying`", body = Delivery),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 404, description = "No such delivery", body = ErrorBody),
     ))]

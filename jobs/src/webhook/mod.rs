@@ -271,8 +271,8 @@ pub async fn update(
     Ok(row.map(Into::into))
 }
 
-/// Deletes an endpoint; its pending deliveries fail ("endpoint deleted"). `None` if `tenant`
-/// has no such endpoint.
+/// Deletes an endpoint; its pending and retrying deliveries fail ("endpoint deleted"). `None`
+/// if `tenant` has no such endpoint.
 pub async fn delete(
     db: &Database,
     id: &str,
@@ -290,7 +290,7 @@ pub async fn delete(
             .fetch_optional(&mut *tx)
             .await?;
         if row.is_some() {
-            sqlx::query(outbox::ABANDON_PENDING)
+            sqlx::query(outbox::ABANDON_OPEN)
                 .bind(id)
                 .bind("endpoint deleted")
                 .bind(Utc::now())

@@ -13,30 +13,51 @@ use crate::db::{Database, DbError};
 use crate::job::Job;
 use crate::with_pool;
 
-/// Where a delivery is.
+/// Where a delivery is. `retrying` and `failed` are the ones to watch: an endpoint that is
+/// down keeps its deliveries `retrying` for as long as the retry schedule lasts (about 28
+/// hours by default) before they are `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
+    /// Not attempted yet; its first attempt is due at `next_attempt_at`.
     Pending,
+    /// Attempted before (the last attempt failed, or it was retried by hand); the next
+    /// attempt is due at `next_attempt_at`.
+    Retrying,
     /// The endpoint answered 2xx.
     Delivered,
-    /// Given up: attempts exhausted, the endpoint answered 410, or it was deleted.
+    /// Given up: the retry schedule ran out, the endpoint answered 410, the URL is no longer
+    /// allowed, or the endpoint was deleted or disabled.
     Failed,
 }
 
 impl DeliveryStatus {
     /// Every status.
-    pub const ALL: [DeliveryStatus; 3] = [Self::Pending, Self::Delivered, Self::Failed];
+    pub const ALL: [DeliveryStatus; 4] =
+        [Self::Pending, Self::Retrying, Self::Delivered, Self::Failed];
 
     /// As stored.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Retrying => "retrying",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
         }
     }
+
+    /// Whether another attempt is scheduled.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Retrying)
+    }
+}
+
+/// The SQL condition of a delivery that still has an attempt scheduled: pending or retrying
+/// ([`DeliveryStatus::is_open`]).
+macro_rules! open_status {
+    () => {
+        "status IN ('pending', 'retrying')"
+    };
 }
 
 crate::db::stored_as_text!(DeliveryStatus, "delivery status");
@@ -61,11 +82,15 @@ pub struct Delivery {
     pub attempts: i64,
     /// The last attempt's HTTP status, if an answer came.
     pub last_status_code: Option<i64>,
-    /// Why the last attempt failed.
+    /// Why the last attempt failed, in a few words (`connection refused`, `HTTP 500`,
+    /// `timed out after 15 s`); `null` after a success.
+    #[schema(example = "connection refused")]
     pub last_error: Option<String>,
     /// How long the last attempt took, milliseconds.
     pub last_latency_ms: Option<i64>,
-    /// When the next attempt is due (pending only).
+    /// When the last attempt was made; `null` before the first.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due (`pending` and `retrying` only).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the event happened.
     pub created_at: DateTime<Utc>,
@@ -88,6 +113,7 @@ struct DeliveryRow {
     last_status_code: Option<i64>,
     last_error: Option<String>,
     last_latency_ms: Option<i64>,
+    last_attempt_at: Option<DateTime<Utc>>,
     next_attempt_ms: Option<i64>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
@@ -106,9 +132,10 @@ impl From<DeliveryRow> for Delivery {
             last_status_code: row.last_status_code,
             last_error: row.last_error,
             last_latency_ms: row.last_latency_ms,
+            last_attempt_at: row.last_attempt_at,
             next_attempt_at: row
                 .next_attempt_ms
-                .filter(|_| row.status == DeliveryStatus::Pending)
+                .filter(|_| row.status.is_open())
                 .and_then(DateTime::from_timestamp_millis),
             created_at: row.created_at,
             finished_at: row.finished_at,
@@ -120,7 +147,7 @@ impl From<DeliveryRow> for Delivery {
 macro_rules! delivery_columns {
     () => {
         "id, tenant, webhook_id, url, event, job_id, status, attempts, last_status_code, \
-         last_error, last_latency_ms, next_attempt_ms, created_at, finished_at"
+         last_error, last_latency_ms, last_attempt_at, next_attempt_ms, created_at, finished_at"
     };
 }
 
@@ -227,10 +254,13 @@ where
     Ok(())
 }
 
-/// Fails the pending deliveries of endpoint `$1` with reason `$2` at `$3`.
-pub(crate) const ABANDON_PENDING: &str = "UPDATE warble_deliveries SET status = 'failed', \
+/// Fails the pending and retrying deliveries of endpoint `$1` with reason `$2` at `$3`.
+pub(crate) const ABANDON_OPEN: &str = concat!(
+    "UPDATE warble_deliveries SET status = 'failed', \
      last_error = $2, finished_at = $3, next_attempt_ms = NULL, locked_until_ms = NULL \
-     WHERE webhook_id = $1 AND status = 'pending'";
+     WHERE webhook_id = $1 AND ",
+    open_status!()
+);
 
 /// A delivery leased for sending.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -264,10 +294,14 @@ impl Claimed {
 /// The due deliveries, oldest first, up to `$3`, leased until `$1 + $2` (Unix ms).
 macro_rules! claim_sql {
     () => {
-        "UPDATE warble_deliveries SET locked_until_ms = $1 + $2 WHERE id IN \
-         (SELECT id FROM warble_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
-           AND (locked_until_ms IS NULL OR locked_until_ms <= $1) \
-           ORDER BY next_attempt_ms LIMIT $3"
+        concat!(
+            "UPDATE warble_deliveries SET locked_until_ms = $1 + $2 WHERE id IN \
+             (SELECT id FROM warble_deliveries WHERE ",
+            open_status!(),
+            " AND next_attempt_ms <= $1 \
+               AND (locked_until_ms IS NULL OR locked_until_ms <= $1) \
+               ORDER BY next_attempt_ms LIMIT $3"
+        )
     };
 }
 
@@ -351,7 +385,7 @@ pub enum Outcome {
         /// Milliseconds.
         latency_ms: i64,
     },
-    /// Try again at `next` (Unix ms), or give up if `next` is `None` (attempts exhausted).
+    /// Try again at `next`, or give up if `next` is `None` (the retry schedule ran out).
     Retry {
         /// The status code, if an answer came.
         status: Option<u16>,
@@ -360,7 +394,7 @@ pub enum Outcome {
         /// Milliseconds.
         latency_ms: i64,
         /// When to try again.
-        next: Option<i64>,
+        next: Option<DateTime<Utc>>,
     },
     /// Given up at once: 410 Gone (the endpoint is disabled too), a URL that is no longer
     /// allowed, or an endpoint deleted or disabled since the event.
@@ -382,16 +416,24 @@ pub enum Outcome {
 pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Result<bool, DbError> {
     let now = Utc::now();
     let (status, code, error, latency, next) = match outcome {
-        Outcome::Delivered { status, latency_ms } => {
-            ("delivered", Some(*status), None, *latency_ms, None)
-        }
+        Outcome::Delivered { status, latency_ms } => (
+            DeliveryStatus::Delivered,
+            Some(*status),
+            None,
+            *latency_ms,
+            None,
+        ),
         Outcome::Retry {
             status,
             error,
             latency_ms,
             next,
         } => (
-            if next.is_some() { "pending" } else { "failed" },
+            if next.is_some() {
+                DeliveryStatus::Retrying
+            } else {
+                DeliveryStatus::Failed
+            },
             *status,
             Some(error.as_str()),
             *latency_ms,
@@ -402,25 +444,32 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
             error,
             latency_ms,
             ..
-        } => ("failed", *status, Some(error.as_str()), *latency_ms, None),
+        } => (
+            DeliveryStatus::Failed,
+            *status,
+            Some(error.as_str()),
+            *latency_ms,
+            None,
+        ),
     };
-    let finished = (status != "pending").then_some(now);
+    let finished = (!status.is_open()).then_some(now);
     let held = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let held = sqlx::query(
             "UPDATE warble_deliveries SET status = $2, attempts = attempts + 1, \
              last_status_code = $3, last_error = $4, last_latency_ms = $5, \
-             next_attempt_ms = $6, locked_until_ms = NULL, finished_at = $7 \
-             WHERE id = $1 AND locked_until_ms = $8",
+             next_attempt_ms = $6, locked_until_ms = NULL, finished_at = $7, \
+             last_attempt_at = $9 WHERE id = $1 AND locked_until_ms = $8",
         )
         .bind(&claimed.id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(code.map(i64::from))
         .bind(error)
         .bind(latency)
-        .bind(next)
+        .bind(next.map(|at| at.timestamp_millis()))
         .bind(finished)
         .bind(claimed.locked_until_ms)
+        .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -440,7 +489,7 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
             .bind(reason)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(ABANDON_PENDING)
+            sqlx::query(ABANDON_OPEN)
                 .bind(webhook)
                 .bind(reason)
                 .bind(now)
@@ -483,16 +532,19 @@ pub async fn list(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Sends a delivery again now, whatever its state (a manual retry is one more attempt).
-/// `None` if `tenant` has no such delivery.
+/// Sends a delivery again now, whatever its state (a manual retry is one more attempt): it is
+/// `retrying` if it was attempted before, else still `pending`. `None` if `tenant` has no
+/// such delivery.
 pub async fn retry(
     db: &Database,
     id: &str,
     tenant: Option<&str>,
 ) -> Result<Option<Delivery>, DbError> {
     let sql = concat!(
-        "UPDATE warble_deliveries SET status = 'pending', next_attempt_ms = $3, \
-         finished_at = NULL WHERE id = $1 AND ($2 IS NULL OR tenant = $2) RETURNING ",
+        "UPDATE warble_deliveries SET \
+         status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
+         next_attempt_ms = $3, finished_at = NULL \
+         WHERE id = $1 AND ($2 IS NULL OR tenant = $2) RETURNING ",
         delivery_columns!()
     );
     let row: Option<DeliveryRow> = with_pool!(db, pool => {
