@@ -7,6 +7,8 @@ mod common;
 #[path = "../../audio/tests/support/real_world.rs"]
 mod support;
 
+use common::prerequisite;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -14,6 +14,8 @@ mod common;
 #[path = "../../audio/tests/support/real_world.rs"]
 mod support;
 
+use common::prerequisite;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

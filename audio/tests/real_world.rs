@@ -4,6 +4,8 @@
 //! guessed, and decoded in full; large cover art must not hide the audio; ALAC and ADPCM
 //! decode; a codec we cannot decode is named.
 
+#[path = "../../jobs/tests/support/prerequisite.rs"]
+mod prerequisite;
 #[path = "support/real_world.rs"]
 mod support;
 

@@ -1,14 +1,12 @@
 //! The real-world inputs of `audio/tests/real_world.rs` and `api/tests/real_world.rs`, made by
 //! `tools/fixtures/make_real_world.sh` (and of `api/tests/transcripts.rs`, its subtitles
-//! section). Each test crate uses what it needs of it.
+//! section). Each test crate uses what it needs of it, and has `crate::prerequisite`
+//! (`jobs/tests/support/prerequisite.rs`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-#[path = "../../../jobs/tests/support/prerequisite.rs"]
-mod prerequisite;
 
 /// Builds the inputs under `dir`; fails the test, saying what to install, where ffmpeg or sox
 /// is missing.
@@ -18,7 +16,7 @@ pub fn inputs(dir: &Path) -> PathBuf {
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
         Some(0) => dir.to_path_buf(),
-        Some(77) => prerequisite::missing(stderr.trim(), "install ffmpeg and sox"),
+        Some(77) => crate::prerequisite::missing(stderr.trim(), "install ffmpeg and sox"),
         _ => panic!("make_real_world.sh failed: {stderr}"),
     }
 }
