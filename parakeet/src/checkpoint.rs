@@ -97,58 +97,36 @@ impl SimpleBackend for TakeOnce {
 }
 
 /// Turns a model reference into a local path: an existing file or directory is used as it is;
-/// otherwise `owner/name` is fetched from the Hugging Face Hub (honouring `HF_HOME`,
-/// `HF_HUB_CACHE`, `HF_TOKEN` and, with `HF_HUB_OFFLINE=1`, only the local cache).
+/// otherwise `owner/name` is fetched from the Hugging Face Hub (honouring `HF_ENDPOINT`,
+/// `HF_HOME`, `HF_HUB_CACHE`, `HF_TOKEN` and, with `HF_HUB_OFFLINE=1`, only the local cache):
+/// its `{name}.nemo`, or else the MLX pair `config.json` + `model.safetensors`.
+///
+/// # Errors
+///
+/// [`Error::ModelFile`] for a path that does not exist and is no repository id;
+/// [`Error::Hub`] when the repository's files cannot be fetched.
 pub fn resolve(model: &str) -> Result<PathBuf> {
     let path = Path::new(model);
     if path.exists() {
         return Ok(path.to_path_buf());
     }
     match model.split_once('/') {
-        Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
-            fetch_from_hub(owner, name)
+        // A missing `dir/model.nemo` or `./model` is a mistyped path: asking the Hub for it
+        // would end in a 401 that blames access.
+        Some((owner, name))
+            if !owner.is_empty()
+                && !owner.starts_with('.')
+                && !name.is_empty()
+                && !name.contains('/')
+                && !name.ends_with(".nemo") =>
+        {
+            crate::hub::fetch(owner, name)
         }
         _ => Err(Error::ModelFile {
             path: path.to_path_buf(),
             message: "no such file or directory, and not a Hugging Face repository id (owner/name)"
                 .into(),
         }),
-    }
-}
-
-/// Whether the environment asks for offline operation, as `huggingface_hub` reads it.
-fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-}
-
-/// Downloads (or finds in the cache) `{name}.nemo`, or else the MLX pair `config.json` +
-/// `model.safetensors`, and returns the `.nemo` file or the directory holding the pair.
-fn fetch_from_hub(owner: &str, name: &str) -> Result<PathBuf> {
-    let repo_id = format!("{owner}/{name}");
-    let hub_error = |message: String| Error::Hub {
-        repo: repo_id.clone(),
-        message,
-    };
-    let client = hf_hub::HFClientSync::new().map_err(|e| hub_error(e.to_string()))?;
-    let repo = client.model(owner, name);
-    let offline = hub_offline();
-    let get = |file: &str| {
-        tracing::info!(repo = %repo_id, file, offline, "fetching model file");
-        repo.download_file()
-            .filename(file)
-            .local_files_only(offline)
-            .send()
-    };
-    let nemo_error = match get(&format!("{name}.nemo")) {
-        Ok(path) => return Ok(path),
-        Err(e) => e,
-    };
-    match get("config.json").and_then(|config| get("model.safetensors").map(|_| config)) {
-        Ok(config) => Ok(config.parent().map(Path::to_path_buf).unwrap_or_default()),
-        Err(mlx_error) => Err(hub_error(format!(
-            "no {name}.nemo ({nemo_error}) and no config.json + model.safetensors ({mlx_error})"
-        ))),
     }
 }
 

@@ -23,14 +23,9 @@ pub enum Error {
         /// The digest of the file on disk.
         actual: String,
     },
-    /// Fetching from the Hugging Face Hub failed.
-    #[error("cannot fetch {repo} from the Hugging Face Hub: {message}")]
-    Hub {
-        /// The repository id.
-        repo: String,
-        /// The hub client's explanation.
-        message: String,
-    },
+    /// Fetching from the Hugging Face Hub failed: what was tried, why, and what to do.
+    #[error(transparent)]
+    Hub(Box<crate::hub::HubError>),
     /// The configuration is malformed.
     #[error("invalid model config: {0}")]
     Config(String),

@@ -21,6 +21,7 @@ pub mod decoder;
 pub mod device;
 pub mod encoder;
 mod error;
+pub mod hub;
 pub mod mel;
 pub mod memory;
 mod mlx;

@@ -34,9 +34,11 @@ fn main() -> std::process::ExitCode {
     warble_parakeet::memory::retain_freed_memory();
     let cli = Cli::parse();
     // A queue worker is a service and reports what it does; `transcribe` prints results only.
+    // hf-hub logs an error when its retries run out, naming the URL that the model-loading error
+    // then names again, with the cause.
     let default_filter = match cli.command {
-        Command::Run(_) => "info",
-        Command::Transcribe(_) => "warn",
+        Command::Run(_) => "info,hf_hub::retry=off",
+        Command::Transcribe(_) => "warn,hf_hub::retry=off",
     };
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

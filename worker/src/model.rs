@@ -24,7 +24,9 @@ impl ModelArgs {
             device: parse_device(&self.device)?,
             sha256: self.model_sha256.clone(),
         };
+        // Name the setting: a Hub error's remedies speak of "the model", and this says where it
+        // is set.
         Parakeet::load(&self.model, &options)
-            .with_context(|| format!("loading model {}", self.model))
+            .with_context(|| format!("loading model {} (WARBLE_MODEL, --model)", self.model))
     }
 }
