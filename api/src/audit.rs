@@ -1,5 +1,6 @@
-//! The audit log: who made or revoked a key, who deleted a job, and when. Append-only; the
-//! entry is written right after the action it records.
+//! The audit log: who made or revoked a key, changed its quotas, registered, changed or deleted
+//! a webhook, rotated a secret, retried a delivery, canceled or deleted a job, and when.
+//! Append-only; the entry is written right after the action it records.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,9 +19,11 @@ pub struct Entry {
     pub at: DateTime<Utc>,
     /// Who: the key id, or `cli` (`api keys ...`) or `startup` (the first admin key).
     pub actor: String,
-    /// `key.create`, `key.revoke` or `job.delete`.
+    /// `key.create`, `key.revoke`, `quota.update`, `webhook.create`, `webhook.update`,
+    /// `webhook.delete`, `webhook.rotate_secret`, `webhook.rotate_tenant_secret`,
+    /// `delivery.retry`, `job.cancel` or `job.delete`.
     pub action: String,
-    /// The key or job acted on.
+    /// The key, webhook endpoint, tenant (its default secret), delivery or job acted on.
     pub target: String,
     /// Details (a JSON object, as text in the database).
     #[schema(value_type = Object)]

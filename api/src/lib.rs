@@ -49,6 +49,7 @@ pub use sweeper::spawn_sweeper;
     tags(
         (name = "jobs", description = "Transcription jobs"),
         (name = "keys", description = "API keys (admin)"),
+        (name = "audit", description = "Who changed what (admin): keys, quotas, webhooks and their secrets, deliveries retried, jobs canceled and deleted"),
         (name = "usage", description = "Usage against the key's quotas"),
         (name = "webhooks", description = "Signed callbacks when jobs change (Standard Webhooks)"),
         (name = "auth", description = "Short-lived tokens"),

@@ -32,8 +32,18 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// The audit log, newest first (admin): keys made and revoked, jobs deleted.
-#[utoipa::path(get, path = "/v1/audit", tag = "keys", params(AuditQuery),
+/// The audit log (admin): every change to keys, quotas, webhooks and jobs, newest first.
+///
+/// One entry per change, with who made it (`actor`: a key id, `cli` for the `api keys`
+/// command, `startup` for the first admin key), what (`action`) and on what (`target`):
+/// keys made (`key.create`) and revoked (`key.revoke`);
+/// quotas changed (`quota.update`);
+/// webhook endpoints registered (`webhook.create`), changed (`webhook.update`) and deleted
+/// (`webhook.delete`), an endpoint's secret rotated (`webhook.rotate_secret`) and the tenant's
+/// default secret rotated (`webhook.rotate_tenant_secret`);
+/// deliveries retried (`delivery.retry`);
+/// jobs canceled (`job.cancel`) and deleted (`job.delete`).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "listAuditEntries", params(AuditQuery),
     responses(
         (status = 200, description = "A page of entries", body = AuditPage),
         (status = 400, description = "Bad query", body = ErrorBody),

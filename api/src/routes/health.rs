@@ -28,7 +28,7 @@ pub struct Checks {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health", tag = "health", security(()),
+#[utoipa::path(get, path = "/health", tag = "health", operation_id = "getHealth", security(()),
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health {
@@ -38,7 +38,7 @@ pub async fn health() -> Json<Health> {
 }
 
 /// The database and object storage answer.
-#[utoipa::path(get, path = "/ready", tag = "health", security(()),
+#[utoipa::path(get, path = "/ready", tag = "health", operation_id = "getReadiness", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency is down", body = Health),

@@ -61,7 +61,7 @@ pub struct KeyList {
 }
 
 /// Make a key (admin).
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "createKey", request_body = NewKey,
     responses(
         (status = 201, description = "The key and its secret, shown once", body = CreatedKey),
         (status = 400, description = "Bad body", body = ErrorBody),
@@ -104,7 +104,7 @@ pub async fn create(
 }
 
 /// List keys (admin).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "listKeys",
     responses(
         (status = 200, description = "Every key, without secrets", body = KeyList),
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -123,7 +123,7 @@ pub async fn list(
 /// Revoke a key (admin). It is refused from then on; its jobs stay. An admin cannot revoke
 /// the key it calls with (use another admin key, or `api keys revoke`), so nobody locks
 /// themselves out by mistake.
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", operation_id = "revokeKey",
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
@@ -155,7 +155,7 @@ pub async fn revoke(
 
 /// Set a key's quotas (admin). The body replaces them all; `null` is no limit. Takes effect
 /// on the key's next submission; jobs already accepted are not touched.
-#[utoipa::path(put, path = "/v1/keys/{id}/quotas", tag = "keys", request_body = Quotas,
+#[utoipa::path(put, path = "/v1/keys/{id}/quotas", tag = "keys", operation_id = "setKeyQuotas", request_body = Quotas,
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 200, description = "The key with its new quotas", body = ApiKey),

@@ -23,7 +23,7 @@ pub struct TokenResponse {
 
 /// Exchange a key for a short-lived token with the key's role and tenant. Only a key can be
 /// exchanged: a token cannot extend itself.
-#[utoipa::path(post, path = "/v1/auth/token", tag = "auth",
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", operation_id = "createToken",
     responses(
         (status = 200, description = "The token", body = TokenResponse),
         (status = 401, description = "No valid key", body = ErrorBody),

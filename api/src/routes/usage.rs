@@ -22,7 +22,7 @@ pub struct UsageQuery {
 
 /// Usage and limits of the calling key: jobs queued or running, audio submitted today (UTC)
 /// and when that count resets, the largest upload it may send, against its quotas.
-#[utoipa::path(get, path = "/v1/usage", tag = "usage", params(UsageQuery),
+#[utoipa::path(get, path = "/v1/usage", tag = "usage", operation_id = "getUsage", params(UsageQuery),
     responses(
         (status = 200, description = "Usage and limits", body = Usage),
         (status = 400, description = "Bad query", body = ErrorBody),

@@ -135,7 +135,7 @@ fn check_events(events: &[Event]) -> Result<(), ApiError> {
 }
 
 /// Register an endpoint for the caller's tenant.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", operation_id = "createWebhook", request_body = NewWebhook,
     responses(
         (status = 201, description = "The endpoint and its secret, shown once", body = CreatedWebhook),
         (status = 400, description = "Bad body", body = ErrorBody),
@@ -174,7 +174,7 @@ pub async fn create(
 }
 
 /// List endpoints: the caller's tenant's (an admin's: every tenant's).
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", operation_id = "listWebhooks",
     responses(
         (status = 200, description = "Endpoints, without secrets", body = WebhookList),
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -188,7 +188,7 @@ pub async fn list(
 }
 
 /// One endpoint.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "getWebhook",
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The endpoint", body = Webhook),
@@ -207,7 +207,7 @@ pub async fn get(
 }
 
 /// Change an endpoint: URL, events, description, or enable it again.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = WebhookChanges,
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "updateWebhook", request_body = WebhookChanges,
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The endpoint", body = Webhook),
@@ -252,7 +252,7 @@ pub async fn update(
 }
 
 /// Delete an endpoint; its pending and retrying deliveries are given up.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "deleteWebhook",
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The deleted endpoint", body = Webhook),
@@ -274,7 +274,7 @@ pub async fn delete(
 
 /// Give an endpoint a new secret. The old one keeps signing too (a second signature) for
 /// `WARBLE_WEBHOOK_ROTATION_GRACE_SECS`, so receivers can switch without missing a delivery.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", operation_id = "rotateWebhookSecret",
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The new secret, shown once", body = NewSecret),
@@ -306,7 +306,7 @@ pub async fn rotate(
 
 /// Make or rotate the tenant's default secret, which signs the callbacks sent to a job's own
 /// `callback_url`. Needed before submitting a job with one.
-#[utoipa::path(post, path = "/v1/webhooks/secret", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/secret", tag = "webhooks", operation_id = "rotateTenantSecret",
     responses(
         (status = 200, description = "The new secret, shown once", body = NewSecret),
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -334,7 +334,7 @@ pub async fn rotate_tenant_secret(
 }
 
 /// What was sent to one endpoint, newest first.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", operation_id = "listWebhookDeliveries",
     params(("id" = String, Path, description = "Endpoint id"), DeliveryQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),
@@ -357,7 +357,7 @@ pub async fn endpoint_deliveries(
 
 /// Everything sent for the caller's tenant (an admin's: every tenant's), to endpoints and to
 /// jobs' own callback URLs, newest first.
-#[utoipa::path(get, path = "/v1/webhooks/deliveries", tag = "webhooks", params(DeliveryQuery),
+#[utoipa::path(get, path = "/v1/webhooks/deliveries", tag = "webhooks", operation_id = "listDeliveries", params(DeliveryQuery),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryPage),
         (status = 400, description = "Bad query", body = ErrorBody),
@@ -397,7 +397,7 @@ async fn deliveries_page(
 
 /// Send a delivery again now (one more attempt), e.g. one that failed while the receiver
 /// was down.
-#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/retry", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/retry", tag = "webhooks", operation_id = "retryDelivery",
     params(("id" = String, Path, description = "Delivery id (its webhook-id)")),
     responses(
         (status = 200, description = "The delivery, `pending` or (attempted before) `retrying`", body = Delivery),

@@ -20,7 +20,7 @@ pub struct WorkerList {
 }
 
 /// Workers that reported a heartbeat recently (admin).
-#[utoipa::path(get, path = "/v1/workers", tag = "workers",
+#[utoipa::path(get, path = "/v1/workers", tag = "workers", operation_id = "listWorkers",
     responses(
         (status = 200, description = "Live workers", body = WorkerList),
         (status = 401, description = "No valid key", body = ErrorBody),

@@ -22,7 +22,7 @@ use crate::state::AppState;
 
 /// A job's status. Another tenant's job answers 404, as if it did not exist.
 #[utoipa::path(
-    get, path = "/v1/jobs/{id}", tag = "jobs",
+    get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "getJob",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -53,7 +53,7 @@ pub struct TranscriptQuery {
 
 /// A finished job's transcript.
 #[utoipa::path(
-    get, path = "/v1/jobs/{id}/transcript", tag = "jobs",
+    get, path = "/v1/jobs/{id}/transcript", tag = "jobs", operation_id = "getTranscript",
     params(("id" = String, Path, description = "Job id"), TranscriptQuery),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -148,7 +148,7 @@ pub struct JobPage {
 
 /// Jobs, newest first: the caller's tenant's (an admin's: every tenant's).
 #[utoipa::path(
-    get, path = "/v1/jobs", tag = "jobs",
+    get, path = "/v1/jobs", tag = "jobs", operation_id = "listJobs",
     params(ListQuery),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -214,7 +214,7 @@ pub async fn cancel(
 /// answering; a succeeded job's transcript then answers 410 `gone`. Deleting a deleted job
 /// answers it again and changes nothing.
 #[utoipa::path(
-    delete, path = "/v1/jobs/{id}", tag = "jobs",
+    delete, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "deleteJob",
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),

@@ -57,7 +57,7 @@ pub struct SubmitForm {
 /// status is final. With an `Idempotency-Key` header, repeating the request returns the job the
 /// first one made.
 #[utoipa::path(
-    post, path = "/v1/jobs", tag = "jobs",
+    post, path = "/v1/jobs", tag = "jobs", operation_id = "createJob",
     request_body(content = SubmitForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the same key returns the same job (1 to 255 visible ASCII characters)")),
     responses(
