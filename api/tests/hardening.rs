@@ -311,17 +311,7 @@ async fn error_bodies_never_leak_internals() {
 /// from the real server and, its scripts allowed to run, renders every path of the spec.
 #[tokio::test(flavor = "multi_thread")]
 async fn swagger_ui_renders_under_the_csp() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|name| {
-            std::process::Command::new(name)
-                .arg("--version")
-                .output()
-                .is_ok_and(|out| out.status.success())
-        })
-    else {
-        common::prerequisite::missing("Chromium", "apt-get install chromium");
-    };
+    let chromium = common::chromium();
     let dir = tempfile::tempdir().unwrap();
     let api = Api::start(&Backends::local(dir.path()));
     let spec: serde_json::Value = api.get_json("/openapi.json").await;

@@ -28,9 +28,22 @@ fn readme_commands() -> Vec<String> {
 #[test]
 fn ci_runs_the_readmes_test_command() {
     let commands = readme_commands();
-    assert_eq!(commands[0], "./scripts/run-local.sh", "the first command runs the platform");
-    assert_eq!(commands[1], "./scripts/test", "the second command runs the tests");
+    assert_eq!(
+        commands[0], "./scripts/run-local.sh",
+        "the first command runs the platform"
+    );
+    assert_eq!(
+        commands[1], "./scripts/test",
+        "the second command runs the tests"
+    );
     let ci = repo_file(".ci/run");
-    let last = ci.lines().rev().find(|line| !line.trim().is_empty()).unwrap();
-    assert_eq!(last, "exec ./scripts/test", ".ci/run must run exactly the README's command");
+    let last = ci
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap();
+    assert_eq!(
+        last, "exec ./scripts/test",
+        ".ci/run must run exactly the README's command"
+    );
 }

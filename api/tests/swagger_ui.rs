@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
@@ -18,7 +18,7 @@ use chromiumoxide::{Browser, BrowserConfig, Element, Page};
 use futures::StreamExt;
 use serde_json::Value;
 
-use common::{ADMIN_KEY, Api, Backends};
+use common::{ADMIN_KEY, Api, Backends, chromium};
 
 /// How long a selector or a request may take to appear.
 const WAIT: Duration = Duration::from_secs(15);
@@ -77,29 +77,6 @@ fn operations(spec: &Value) -> Vec<Operation> {
         }
     }
     operations
-}
-
-/// The first Chromium or Chrome on `PATH` that runs; fails the test, saying how to get one,
-/// if none.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            let runs = candidate.is_file()
-                && std::process::Command::new(&candidate)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|out| out.status.success());
-            if runs {
-                return candidate;
-            }
-        }
-    }
-    common::prerequisite::missing(
-        "Chromium",
-        "apt-get install chromium (or any Chrome on PATH)",
-    );
 }
 
 /// Waits for `selector` to match, polling the DOM.

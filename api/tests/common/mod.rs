@@ -74,6 +74,29 @@ pub fn model() -> PathBuf {
     fixture("models/hybrid.nemo")
 }
 
+/// The first Chromium or Chrome on `PATH` that runs; fails the test, saying how to get one,
+/// if none.
+pub fn chromium() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            let runs = candidate.is_file()
+                && std::process::Command::new(&candidate)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|out| out.status.success());
+            if runs {
+                return candidate;
+            }
+        }
+    }
+    prerequisite::missing(
+        "Chromium",
+        "apt-get install chromium (or any Chrome on PATH)",
+    );
+}
+
 /// The `worker` binary, built beside `api` by `cargo test --workspace`.
 pub fn worker_bin() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_api")).with_file_name("worker");
