@@ -400,61 +400,16 @@ fn said(message: Option<&str>) -> String {
 }
 
 #[cfg(test)]
+#[path = "../tests/support/hub_stand_in.rs"]
+mod hub_stand_in;
+
+#[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::{Arc, Mutex};
+    use std::net::TcpListener;
     use std::time::Duration;
 
+    use super::hub_stand_in::{SERVER_SAYS, hub, no_url_twice, once};
     use super::*;
-
-    /// A stand-in for the Hub on loopback: answers every request with `status` and the header
-    /// the Hub explains itself in, and keeps each request line.
-    struct Hub {
-        url: String,
-        requests: Arc<Mutex<Vec<String>>>,
-    }
-
-    const SERVER_SAYS: &str = "Access to model warble-test/tiny is restricted.";
-
-    fn hub(status: &'static str) -> Hub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let mut stream = stream.unwrap();
-                let head = read_head(&mut stream);
-                if let Some(line) = head.lines().next().filter(|l| l.contains("HTTP/")) {
-                    seen.lock().unwrap().push(line.to_string());
-                }
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nX-Error-Message: {SERVER_SAYS}\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-            }
-        });
-        Hub { url, requests }
-    }
-
-    /// Reads a request head, or the first bytes of a TLS handshake (which has none).
-    fn read_head(stream: &mut TcpStream) -> String {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-            // 0x16: a TLS handshake record, answered in HTTP all the same.
-            if head.first() == Some(&0x16) {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&head).into_owned()
-    }
 
     /// Fetches `warble-test/tiny` from `endpoint` into an empty cache, expecting failure.
     /// hf-hub's retries are kept (they are part of what the user gets) but their pauses cut
@@ -479,15 +434,7 @@ mod tests {
             message.starts_with("cannot fetch warble-test/tiny from the Hugging Face Hub: "),
             "{message}"
         );
-        let mut urls: Vec<&str> = message
-            .split_whitespace()
-            .filter(|w| w.starts_with("http"))
-            .map(|w| w.trim_end_matches([',', ')', ';']))
-            .collect();
-        let all = urls.len();
-        urls.sort_unstable();
-        urls.dedup();
-        assert_eq!(urls.len(), all, "a URL repeats: {message}");
+        no_url_twice(message);
         for url in error.urls() {
             assert_eq!(
                 message.matches(&format!("{url},")).count()
@@ -496,14 +443,6 @@ mod tests {
                 "{url} once: {message}"
             );
         }
-    }
-
-    fn once(message: &str, phrase: &str) {
-        assert_eq!(
-            message.matches(phrase).count(),
-            1,
-            "{phrase:?} once in: {message}"
-        );
     }
 
     #[test]

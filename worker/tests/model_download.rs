@@ -2,41 +2,12 @@
 //! standing in for the Hugging Face Hub (through `HF_ENDPOINT`), says once what was tried, why
 //! it failed and what to do, and stops before taking any job.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-/// A stand-in for the Hub on loopback that answers every request with `status`; returns its
-/// URL and the request lines it has seen.
-fn hub(status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&requests);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&head);
-            seen.lock()
-                .unwrap()
-                .push(head.lines().next().unwrap_or_default().to_string());
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    });
-    (url, requests)
-}
+#[path = "../../parakeet/tests/support/hub_stand_in.rs"]
+mod hub_stand_in;
+
+use hub_stand_in::{hub, no_url_twice, once};
 
 /// Runs `worker run` on a fresh SQLite database and store, with the default model, an empty
 /// Hugging Face cache and `env` on top; returns its stderr after checking it failed to start
@@ -77,35 +48,17 @@ const CANNOT_FETCH: &str = "error: loading model nvidia/parakeet-tdt-0.6b-v2 (WA
                             --model): cannot fetch nvidia/parakeet-tdt-0.6b-v2 from the Hugging \
                             Face Hub: ";
 
-/// `phrase` occurs exactly once in everything the worker printed.
-fn once(stderr: &str, phrase: &str) {
-    assert_eq!(
-        stderr.matches(phrase).count(),
-        1,
-        "{phrase:?} once in:\n{stderr}"
-    );
-}
-
-/// No URL occurs twice in everything the worker printed, logs included.
-fn no_url_twice(stderr: &str) {
-    let mut urls: Vec<&str> = stderr
-        .split_whitespace()
-        .filter_map(|w| w.find("http").map(|at| &w[at..]))
-        .map(|w| w.trim_end_matches([',', ')', ';', '"']))
-        .collect();
-    let all = urls.len();
-    urls.sort_unstable();
-    urls.dedup();
-    assert_eq!(urls.len(), all, "a URL repeats in:\n{stderr}");
-}
-
 const NEMO: &str = "/nvidia/parakeet-tdt-0.6b-v2/resolve/main/parakeet-tdt-0.6b-v2.nemo";
 
 #[test]
 fn a_gated_model_names_the_url_once_and_asks_for_hf_token() {
-    let (endpoint, requests) = hub("401 Unauthorized");
-    let stderr = worker_run(&[("HF_ENDPOINT", &endpoint)]);
-    assert_eq!(*requests.lock().unwrap(), [format!("HEAD {NEMO} HTTP/1.1")]);
+    let hub = hub("401 Unauthorized");
+    let endpoint = hub.url.as_str();
+    let stderr = worker_run(&[("HF_ENDPOINT", endpoint)]);
+    assert_eq!(
+        *hub.requests.lock().unwrap(),
+        [format!("HEAD {NEMO} HTTP/1.1")]
+    );
     once(&stderr, &format!("tried: {endpoint}{NEMO}\n"));
     no_url_twice(&stderr);
     once(
@@ -120,9 +73,10 @@ fn a_gated_model_names_the_url_once_and_asks_for_hf_token() {
 
 #[test]
 fn a_missing_repository_tries_each_layout_once() {
-    let (endpoint, requests) = hub("404 Not Found");
-    let stderr = worker_run(&[("HF_ENDPOINT", &endpoint)]);
-    assert_eq!(requests.lock().unwrap().len(), 2);
+    let hub = hub("404 Not Found");
+    let endpoint = hub.url.as_str();
+    let stderr = worker_run(&[("HF_ENDPOINT", endpoint)]);
+    assert_eq!(hub.requests.lock().unwrap().len(), 2);
     let config = "/nvidia/parakeet-tdt-0.6b-v2/resolve/main/config.json";
     once(
         &stderr,
@@ -138,9 +92,10 @@ fn a_missing_repository_tries_each_layout_once() {
 /// to the error, which names it once.
 #[test]
 fn a_server_error_after_retries_names_the_url_once() {
-    let (endpoint, requests) = hub("500 Internal Server Error");
-    let stderr = worker_run(&[("HF_ENDPOINT", &endpoint)]);
-    assert!(requests.lock().unwrap().len() > 1, "hf-hub retries");
+    let hub = hub("500 Internal Server Error");
+    let endpoint = hub.url.as_str();
+    let stderr = worker_run(&[("HF_ENDPOINT", endpoint)]);
+    assert!(hub.requests.lock().unwrap().len() > 1, "hf-hub retries");
     no_url_twice(&stderr);
     once(&stderr, &format!("{endpoint}{NEMO}"));
     once(&stderr, "the server answered 500 Internal Server Error");
@@ -178,14 +133,15 @@ fn a_malformed_hf_endpoint_is_named() {
 /// A `.nemo` path that does not exist is reported as a missing file, not sent to the Hub.
 #[test]
 fn a_missing_local_file_is_not_looked_for_on_the_hub() {
-    let (endpoint, requests) = hub("401 Unauthorized");
+    let hub = hub("401 Unauthorized");
+    let endpoint = hub.url.as_str();
     let stderr = worker_run(&[
-        ("HF_ENDPOINT", &endpoint),
+        ("HF_ENDPOINT", endpoint),
         ("WARBLE_MODEL", "models/parakeet.nemo"),
     ]);
     once(
         &stderr,
         "cannot read model models/parakeet.nemo: no such file or directory",
     );
-    assert!(requests.lock().unwrap().is_empty());
+    assert!(hub.requests.lock().unwrap().is_empty());
 }
