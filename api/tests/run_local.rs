@@ -9,7 +9,8 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,25 +18,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The directory of the `api` and `worker` binaries of this build.
-fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_api")).parent().unwrap();
-    assert!(
-        dir.join("worker").exists(),
-        "{} is missing: build it (cargo build -p warble-worker) or run the tests for the whole \
-         workspace (cargo nextest run --workspace)",
-        dir.join("worker").display()
-    );
-    dir.to_path_buf()
-}
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/run-local.sh")
-}
-
-/// A model that loads in a moment.
-fn small_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../parakeet/tests/fixtures/models/hybrid.nemo")
 }
 
 /// A port nothing listens on now.
@@ -96,7 +80,7 @@ impl Run {
     fn start(port: u16, env: &[(&str, &Path)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(script());
-        cmd.env("WARBLE_BIN_DIR", bin_dir())
+        cmd.env("WARBLE_BIN_DIR", common::worker_bin().parent().unwrap())
             .env("WARBLE_DATA_DIR", data.path())
             .env("WARBLE_LISTEN", format!("127.0.0.1:{port}"))
             .env("HF_HOME", data.path().join("hf"))
@@ -112,19 +96,7 @@ impl Run {
             .stderr(Stdio::piped())
             .process_group(0);
         let mut child = cmd.spawn().expect("running scripts/run-local.sh");
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("    | {line}");
-                    tx.send(line).ok();
-                }
-            });
-        }
+        let lines = common::output_lines(&mut child);
         let marker = format!("WARBLE_DATA_DIR={}", data.path().display());
         Self {
             child,
@@ -259,7 +231,7 @@ fn alive(pid: u32) -> bool {
 /// run and the pids of the API and the worker.
 fn both_running() -> (Run, u32, u32) {
     let port = free_port();
-    let mut run = Run::start(port, &[("WARBLE_MODEL", &small_model())]);
+    let mut run = Run::start(port, &[("WARBLE_MODEL", &common::model())]);
     run.wait_for("worker ready", Duration::from_secs(60));
     assert!(accepts(port), "the API listens on {port}");
     let pid_of = |name: &str| {
@@ -361,7 +333,7 @@ fn an_api_that_dies_takes_the_worker_down() {
 fn a_port_in_use_is_named_and_nothing_is_left() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let mut run = Run::start(port, &[("WARBLE_MODEL", &small_model())]);
+    let mut run = Run::start(port, &[("WARBLE_MODEL", &common::model())]);
     let (status, output) = run.wait_exit(Duration::from_secs(60));
     run.assert_no_process_left();
     assert!(!status.success(), "{status:?}");

@@ -233,6 +233,27 @@ impl Backends {
 /// Whether the processes' log lines are copied to stderr (the benchmark turns it off).
 pub static ECHO_LOGS: AtomicBool = AtomicBool::new(true);
 
+/// The lines a child writes to its piped stdout and stderr, as they come (copied to stderr
+/// unless [`ECHO_LOGS`] is off).
+pub fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if ECHO_LOGS.load(Ordering::Relaxed) {
+                    eprintln!("    | {line}");
+                }
+                tx.send(line).ok();
+            }
+        });
+    }
+    lines
+}
+
 /// A child process that is killed when dropped.
 pub struct Process {
     pub child: Child,
@@ -253,21 +274,7 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning");
-        let (tx, log) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if ECHO_LOGS.load(Ordering::Relaxed) {
-                        eprintln!("    | {line}");
-                    }
-                    tx.send(line).ok();
-                }
-            });
-        }
+        let log = output_lines(&mut child);
         Self { child, log }
     }
 
