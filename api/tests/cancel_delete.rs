@@ -20,11 +20,6 @@ on_both_databases!(
 
 const AUDIO: &str = "audio/tts_us_m6.wav";
 
-/// `POST path`, with no body.
-async fn post(api: &Api, path: &str) -> reqwest::Response {
-    api.client.post(api.url(path)).send().await.unwrap()
-}
-
 /// A 200 response's JSON body.
 async fn ok_json(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200);
@@ -62,7 +57,7 @@ async fn cancel_stops_a_queued_job_once_and_keeps_its_audio(
     let id = api.submit_ok(&fixture(AUDIO)).await;
     let cancel = format!("/v1/jobs/{id}/cancel");
 
-    let canceled = ok_json(post(&api, &cancel).await).await;
+    let canceled = ok_json(api.post(&cancel).await).await;
     assert_eq!(canceled["status"], "canceled");
     assert!(canceled["finished_at"].is_string());
     assert_eq!(canceled["deleted_at"], Value::Null);
@@ -73,14 +68,14 @@ async fn cancel_stops_a_queued_job_once_and_keeps_its_audio(
     assert_eq!(error_of(response).await, (409, "no_transcript".into()));
 
     // Again: the same record, and still one audit entry.
-    assert_eq!(ok_json(post(&api, &cancel).await).await, canceled);
+    assert_eq!(ok_json(api.post(&cancel).await).await, canceled);
     assert_eq!(audited(&api, &id).await, ["job.cancel"]);
 
     // Another tenant's key, or an id that names nothing: 404, and nothing recorded.
     let (_, stranger) = make_key(&api, "stranger", "user", Some("globex")).await;
-    let response = post(&api.as_key(&stranger), &cancel).await;
+    let response = api.as_key(&stranger).post(&cancel).await;
     assert_eq!(error_of(response).await, (404, "not_found".into()));
-    let response = post(&api, "/v1/jobs/01JDR7Q9V3X8M2K4T6N0P5B1CZ/cancel").await;
+    let response = api.post("/v1/jobs/01JDR7Q9V3X8M2K4T6N0P5B1CZ/cancel").await;
     assert_eq!(error_of(response).await, (404, "not_found".into()));
     assert_eq!(audited(&api, &id).await, ["job.cancel"]);
 }
@@ -114,7 +109,7 @@ async fn delete_cancels_a_queued_job_then_deletes_its_data_once(
     // Deleting or canceling it again answers the same record and records nothing more.
     assert_eq!(ok_json(api.delete(&path).await).await, deleted);
     assert_eq!(
-        ok_json(post(&api, &format!("{path}/cancel")).await).await,
+        ok_json(api.post(&format!("{path}/cancel")).await).await,
         deleted
     );
     assert_eq!(audited(&api, &id).await, ["job.cancel", "job.delete"]);
@@ -132,7 +127,7 @@ async fn a_finished_job_cannot_be_canceled_and_its_deletion_shows_once(
     assert_eq!(succeeded["status"], "succeeded", "{succeeded}");
 
     // Too late to cancel: 409, and the job is as it was.
-    let response = post(&api, &format!("{path}/cancel")).await;
+    let response = api.post(&format!("{path}/cancel")).await;
     assert_eq!(error_of(response).await, (409, "job_finished".into()));
     assert_eq!(api.get_json(&path).await, succeeded);
     assert_eq!(audited(&api, &id).await, Vec::<String>::new());

@@ -168,12 +168,14 @@ async fn idempotency_listing_and_cancel(backends: Backends, dir: &std::path::Pat
     ids.reverse();
     assert_eq!(seen, ids);
 
-    // Cancel: the job is canceled, its audio gone, its transcript unavailable.
+    // Deleting a queued job cancels it first: canceled, its audio gone, its transcript
+    // unavailable, the record marked deleted.
     let id = &ids[0];
     let response = api.delete(&format!("/v1/jobs/{id}")).await;
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.unwrap();
     assert_eq!(job["status"], "canceled");
+    assert!(job["deleted_at"].is_string(), "{job}");
     assert_eq!(backends.stored_objects(), 4);
     // Canceled while queued, it never had a transcript: not "deleted" (410).
     let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;

@@ -67,7 +67,9 @@ async fn each_quota_refuses_with_its_code_and_changes_nothing(backends: Backends
     assert_eq!(usage["jobs_today"], 2);
     // A finished (here: canceled) job frees its place.
     assert_eq!(
-        busy.delete(&format!("/v1/jobs/{first}")).await.status(),
+        busy.post(&format!("/v1/jobs/{first}/cancel"))
+            .await
+            .status(),
         200
     );
     busy.submit_ok(&file).await;

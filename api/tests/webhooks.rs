@@ -55,7 +55,7 @@ async fn register(api: &Api, url: &str, events: &[&str]) -> (String, String) {
 
 /// `POST path` with an empty body; the JSON answer.
 async fn post(api: &Api, path: &str) -> Value {
-    let response = api.client.post(api.url(path)).send().await.unwrap();
+    let response = api.post(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()
 }

@@ -464,6 +464,11 @@ impl Api {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `POST path`, without a body.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.unwrap()
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.client.delete(self.url(path)).send().await.unwrap()
