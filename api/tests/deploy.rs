@@ -12,7 +12,9 @@
 //!   image runs as (uid 10001), which is what a fresh named volume takes its owner from;
 //! - the Dockerfile asks for the BuildKit frontend it needs (`# syntax=`), the CUDA build gets
 //!   its GPU architecture from `CUDA_COMPUTE_CAP` (no GPU during `docker build`), and
-//!   hadolint finds nothing.
+//!   hadolint finds nothing;
+//! - the CUDA worker image is built by `scripts/build-cuda` (no CUDA devel image) and runs on
+//!   NVIDIA's CUDA runtime image of the release that script's nvcc is.
 //!
 //! The Dockerfile is read by the small parser below: logical lines (continuations, comments),
 //! stages and their bases, `ARG`/`ENV` expansion, `USER`, `WORKDIR`, and in `RUN` the commands
@@ -375,9 +377,10 @@ fn dockerfile_asks_for_buildkit_and_builds_cuda_without_a_gpu() {
         .stages
         .iter()
         .filter(|s| {
-            s.runs
-                .iter()
-                .any(|r| r.command.contains("cargo build") && r.command.contains("--features cuda"))
+            s.runs.iter().any(|r| {
+                r.command.contains("scripts/build-cuda")
+                    || (r.command.contains("cargo build") && r.command.contains("--features cuda"))
+            })
         })
         .collect();
     assert!(!cuda_builds.is_empty(), "a stage builds the CUDA worker");
@@ -393,6 +396,48 @@ fn dockerfile_asks_for_buildkit_and_builds_cuda_without_a_gpu() {
             stage.name
         );
     }
+}
+
+#[test]
+fn dockerfile_builds_cuda_with_scripts_build_cuda_for_the_runtime_image_it_runs_on() {
+    let dockerfile = Dockerfile::read(&repo().join("docker/Dockerfile"));
+    // The image is built as a user builds the CUDA worker (README), not a second way.
+    let build = dockerfile.stage("build-cuda");
+    assert!(
+        build.runs.iter().any(|r| commands(&r.command)
+            .iter()
+            .any(|c| c.first().map(String::as_str) == Some("scripts/build-cuda"))),
+        "stage build-cuda runs scripts/build-cuda: {:?}",
+        build.runs
+    );
+    assert!(
+        !build.image.starts_with("nvidia/cuda"),
+        "scripts/build-cuda needs no CUDA image to build in, not {}",
+        build.image
+    );
+    let script = std::fs::read_to_string(repo().join("scripts/build-cuda")).unwrap();
+    assert!(script.contains("cargo build --release --locked -p warble-worker --features cuda"));
+
+    // The runtime libraries are the CUDA release the kernels were compiled with (the sonames
+    // the worker needs, and no newer than the driver that release asks for).
+    let nvcc: String = script
+        .split_once("nvidia-cuda-nvcc==")
+        .expect("scripts/build-cuda pins nvidia-cuda-nvcc")
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let runtime = &dockerfile.stage("worker-cuda").image;
+    let tag = runtime
+        .strip_prefix("nvidia/cuda:")
+        .filter(|t| t.contains("-runtime-"))
+        .unwrap_or_else(|| panic!("worker-cuda runs on an nvidia/cuda runtime image, not {runtime}"));
+    let release = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    assert_eq!(
+        release(tag.split('-').next().unwrap()),
+        release(&nvcc),
+        "worker-cuda's CUDA ({runtime}) is not the release of the nvcc it was built with ({nvcc})"
+    );
 }
 
 /// hadolint's path: on PATH, or in the virtual environment `scripts/test` keeps its Python
@@ -444,6 +489,8 @@ struct Run {
 #[derive(Debug, Clone, Default)]
 struct Stage {
     name: Option<String>,
+    /// The image it starts from (a base stage's, for a stage built on another).
+    image: String,
     /// Build arguments in scope, with their values.
     args: HashMap<String, String>,
     env: BTreeMap<String, String>,
@@ -646,6 +693,7 @@ impl Dockerfile {
                     .cloned()
                     .unwrap_or_else(|| Stage {
                         workdir: "/".into(),
+                        image: image.clone(),
                         ..Stage::default()
                     });
                 stage.name = name;
@@ -961,6 +1009,7 @@ fn parser_follows_users_directories_and_stages() {
     );
     assert!(!dockerfile.directives.contains_key("escape"));
     let child = dockerfile.stage("child");
+    assert_eq!(child.image, "debian:12", "the base stage's image");
     assert_eq!(child.uid(), Some(10001));
     assert_eq!(child.owner("/srv/app"), Some(10001));
     assert_eq!(child.owner("/srv/app/cache/"), Some(10001));
