@@ -40,6 +40,14 @@ pub enum Error {
         /// Why it did not work.
         message: String,
     },
+    /// The encoder precision is not one we know, or not one the device runs.
+    #[error("dtype {spec:?}: {message}")]
+    Dtype {
+        /// What the caller asked for.
+        spec: String,
+        /// Why it cannot be used.
+        message: String,
+    },
     /// The caller asked for a decoder this model does not have.
     #[error("this model has no {requested} decoder (available: {available})")]
     NoSuchDecoder {

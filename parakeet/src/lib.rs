@@ -33,7 +33,7 @@ mod transcript;
 
 pub use checkpoint::DEFAULT_MODEL;
 pub use decoder::DecoderKind;
-pub use device::parse_device;
+pub use device::{check_dtype, parse_device, parse_dtype};
 pub use error::{Error, Result};
 pub use model::{LoadOptions, Parakeet, TranscribeOptions};
 pub use transcript::{TimedSegment, TimedToken, TimedWord, Transcript};

@@ -1,6 +1,6 @@
 //! The whole engine: audio samples in, timed transcript out.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -21,6 +21,21 @@ pub struct LoadOptions {
     pub device: Device,
     /// Refuse the model file unless its SHA-256 is this (hex).
     pub sha256: Option<String>,
+    /// What the encoder's weights and activations are held in: [`DType::F32`] (the default,
+    /// token-identical to NeMo), or [`DType::F16`] / [`DType::BF16`], which halve the encoder's
+    /// memory and run on the tensor cores of CUDA GPUs and on Metal. Only the encoder changes:
+    /// the mel frontend, the CTC head and the transducer (prediction network and joint) stay in
+    /// f32, and the encoder's output is cast back to f32 before they see it.
+    ///
+    /// Neither keeps every token of f32 (`docs/precision.md`, measured by `tests/precision.rs`
+    /// on every fixture model and recording: f16 changes about 1% of words, bf16 about 11%),
+    /// so f32 stays the default. The reduced types are meant for GPUs. They also run on the
+    /// CPU, where the measurement runs, but four to seven times slower than f32 there (candle
+    /// widens bf16 matrix products to f32 and back, and the subsampling's fast CPU kernel is
+    /// f32 only).
+    /// Any other dtype is refused ([`Error::Dtype`]); see [`crate::check_dtype`] and
+    /// [`crate::parse_dtype`].
+    pub dtype: DType,
 }
 
 impl Default for LoadOptions {
@@ -28,6 +43,7 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             sha256: None,
+            dtype: DType::F32,
         }
     }
 }
@@ -77,13 +93,16 @@ pub struct Parakeet {
 impl Parakeet {
     /// Loads `model` (a path or a Hugging Face repository id, see [`checkpoint::resolve`]).
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
+        crate::device::check_dtype(options.dtype, &options.device)?;
         let path = checkpoint::resolve(model)?;
         let checkpoint = checkpoint::read(&path, options.sha256.as_deref())?;
-        Self::from_checkpoint(checkpoint, &options.device)
+        Self::from_checkpoint(checkpoint, &options.device, options.dtype)
     }
 
-    /// Builds the model from a checkpoint already in memory.
-    pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
+    /// Builds the model from a checkpoint already in memory, on `device`, with the encoder in
+    /// `dtype` (see [`LoadOptions::dtype`]; everything else is f32).
+    pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+        crate::device::check_dtype(dtype, device)?;
         let (config, vb) = checkpoint.into_var_builder(device);
         // NeMo's `transcribe()` forces `pad_to = 0` whatever the config says; padding only adds
         // masked frames, so dropping it changes no result and saves work.
@@ -98,7 +117,7 @@ impl Parakeet {
                 mel.n_mels()
             )));
         }
-        let encoder = ConformerEncoder::load(&config.encoder, vb.pp("encoder"))?;
+        let encoder = ConformerEncoder::load(&config.encoder, vb.pp("encoder").set_dtype(dtype))?;
         let tokenizer = Tokenizer::new(vocabulary(&config)?);
         let (transducer, ctc) = load_heads(&config, tokenizer.len(), &vb)?;
         let sample_rate = config.preprocessor.sample_rate;
@@ -138,6 +157,11 @@ impl Parakeet {
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// What the encoder computes in ([`LoadOptions::dtype`]).
+    pub fn dtype(&self) -> DType {
+        self.encoder.dtype()
     }
 
     /// Log-mel features of one utterance, `(1, n_mels, frames)`, and the valid frame count.

@@ -50,14 +50,23 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// Loads `weight`, `bias`, `running_mean` and `running_var` and folds them.
+    ///
+    /// The fold runs in f32 whatever `vb`'s dtype, and only the folded scale and shift are
+    /// rounded to it: in f16 the epsilon `1e-5` is subnormal and a small running variance
+    /// would lose most of its bits before the square root.
     pub fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
+        let dtype = vb.dtype();
+        let vb = vb.set_dtype(DType::F32);
         let weight = vb.get(channels, "weight")?;
         let bias = vb.get(channels, "bias")?;
         let mean = vb.get(channels, "running_mean")?;
         let var = vb.get(channels, "running_var")?;
         let scale = weight.div(&(var + 1e-5)?.sqrt()?)?;
         let shift = (bias - mean.mul(&scale)?)?;
-        Ok(Self { scale, shift })
+        Ok(Self {
+            scale: scale.to_dtype(dtype)?,
+            shift: shift.to_dtype(dtype)?,
+        })
     }
 
     /// Normalises the last (channel) axis of `x`.
@@ -117,9 +126,9 @@ impl FrameMask {
         }
     }
 
-    /// Additive attention bias `(batch, 1, time, time)`: 0 where both query and key are real,
-    /// a large negative number elsewhere (NeMo masks such scores before the softmax).
-    pub fn attention_bias(&self) -> Result<Option<Tensor>> {
+    /// Additive attention bias `(batch, 1, time, time)` in `dtype`: 0 where both query and key
+    /// are real, minus [`masked_score`] elsewhere (NeMo masks such scores before the softmax).
+    pub fn attention_bias(&self, dtype: DType) -> Result<Option<Tensor>> {
         let Some(mask) = &self.mask else {
             return Ok(None);
         };
@@ -127,13 +136,30 @@ impl FrameMask {
         let both = mask
             .reshape((b, 1, t, 1))?
             .broadcast_mul(&mask.reshape((b, 1, 1, t))?)?;
-        Ok(Some(((both - 1.0)? * MASKED_SCORE)?))
+        Ok(Some(
+            ((both - 1.0)? * masked_score(dtype))?.to_dtype(dtype)?,
+        ))
     }
 }
 
-/// The magnitude of the bias that removes a masked score from a softmax. Large enough that
-/// `exp` underflows to exactly zero in f32, small enough that a fully masked row stays finite.
+/// The magnitude of the bias that removes a masked score from a softmax in f32 and f64. Large
+/// enough that `exp` underflows to exactly zero, small enough that a fully masked row stays
+/// finite.
 pub const MASKED_SCORE: f64 = 1e30;
+
+/// The masking bias for scores in `dtype`.
+///
+/// [`MASKED_SCORE`] is past f16's largest number (65504): it would round to `-inf`, and a fully
+/// masked row (every padded query) would come out of the softmax as `NaN`, which the zeroing of
+/// padded frames cannot remove (`NaN * 0` is `NaN`). Reduced precision uses NeMo's own fill
+/// value, 10000, instead: `exp(-10000)` is zero in every float format, and a score has to pass
+/// 55000 before score plus bias overflows f16. bf16 takes the same value for one rule.
+pub fn masked_score(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 | DType::BF16 => 1e4,
+        _ => MASKED_SCORE,
+    }
+}
 
 /// Converts the tensor to f32 on the host and returns it flat.
 pub fn to_host_f32(x: &Tensor) -> Result<Vec<f32>> {

@@ -1,7 +1,7 @@
 //! Which model to load, where: the options `worker transcribe` and `worker run` share.
 
 use anyhow::Context;
-use warble_parakeet::{LoadOptions, Parakeet, parse_device};
+use warble_parakeet::{LoadOptions, Parakeet, parse_device, parse_dtype};
 
 /// The model and the device it runs on.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,6 +15,10 @@ pub struct ModelArgs {
     /// Device: cpu, cuda[:N] or metal[:N].
     #[arg(long, env = "WARBLE_DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Encoder precision: f32, f16 or bf16. The reduced ones are for CUDA and Metal (half the
+    /// encoder's memory, tensor cores); see docs/precision.md for what they change.
+    #[arg(long, env = "WARBLE_DTYPE", default_value = "f32")]
+    pub dtype: String,
 }
 
 impl ModelArgs {
@@ -23,6 +27,7 @@ impl ModelArgs {
         let options = LoadOptions {
             device: parse_device(&self.device)?,
             sha256: self.model_sha256.clone(),
+            dtype: parse_dtype(&self.dtype)?,
         };
         // Name the setting: a Hub error's remedies speak of "the model", and this says where it
         // is set.

@@ -8,10 +8,10 @@
 //! Full attention builds the whole `time x time` matrix; local attention only lets `|i - j| <= w`
 //! and works through blocks of queries, so memory grows linearly with the length of the audio.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::nn::{FrameMask, MASKED_SCORE, linear, scaled};
+use crate::nn::{FrameMask, linear, masked_score, scaled};
 
 /// Which keys each query may attend to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +42,21 @@ pub struct RelPositionAttention {
 }
 
 impl RelPositionAttention {
-    /// Loads `encoder.layers.N.self_attn`.
+    /// Loads `encoder.layers.N.self_attn` in `vb`'s dtype. The score scale is folded in f32 and
+    /// rounded to that dtype once, so reduced precision does not round the weights twice.
     pub fn load(d_model: usize, heads: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let d_k = d_model / heads;
         let scale = 1.0 / (d_k as f64).sqrt();
-        let q = scaled(&linear(d_model, d_model, bias, vb.pp("linear_q"))?, scale)?;
+        let dtype = vb.dtype();
+        let exact = vb.clone().set_dtype(DType::F32);
+        let q = scaled(
+            &linear(d_model, d_model, bias, exact.pp("linear_q"))?,
+            scale,
+        )?;
+        let q = Linear::new(
+            q.weight().to_dtype(dtype)?,
+            q.bias().map(|b| b.to_dtype(dtype)).transpose()?,
+        );
         let k = linear(d_model, d_model, bias, vb.pp("linear_k"))?;
         let v = linear(d_model, d_model, bias, vb.pp("linear_v"))?;
         let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
@@ -54,7 +64,11 @@ impl RelPositionAttention {
             (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
             _ => None,
         };
-        let pos_bias = |name| (vb.get((heads, d_k), name)? * scale)?.unsqueeze(1);
+        let pos_bias = |name| {
+            (exact.get((heads, d_k), name)? * scale)?
+                .to_dtype(dtype)?
+                .unsqueeze(1)
+        };
         Ok(Self {
             linear_qkv: Linear::new(weight, qkv_bias),
             linear_out: linear(d_model, d_model, bias, vb.pp("linear_out"))?,
@@ -121,7 +135,7 @@ impl RelPositionAttention {
         let ac = q_u.matmul(&k.t()?)?;
         let bd = rel_shift(&q_v.broadcast_matmul(&p.t()?)?)?;
         let mut scores = (ac + bd)?;
-        if let Some(bias) = mask.attention_bias()? {
+        if let Some(bias) = mask.attention_bias(scores.dtype())? {
             scores = scores.broadcast_add(&bias)?;
         }
         candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
@@ -156,7 +170,7 @@ impl RelPositionAttention {
             let ac = q_u.narrow(2, start, block)?.matmul(&keys.t()?)?; // (b, h, block, block+2w)
             let bd = q_v.narrow(2, start, block)?.broadcast_matmul(&p.t()?)?; // (b, h, block, 2w+1)
             let scores = (ac + skew(&bd, block)?)?;
-            let bias = local_bias(mask.lengths(), start, block, w, q_u.device())?;
+            let bias = local_bias(mask.lengths(), start, block, w, &scores)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?;
             out.push(probs.matmul(&v.narrow(2, start, block + 2 * w)?)?);
         }
@@ -188,15 +202,17 @@ fn skew(x: &Tensor, rows: usize) -> Result<Tensor> {
         .reshape((b, h, rows, width + rows - 1))
 }
 
-/// Additive bias `(batch, 1, block, block + 2w)` for one block of local attention: keys outside
-/// `[i - w, i + w]`, before the start or past the item's length are removed.
+/// Additive bias `(batch, 1, block, block + 2w)` for one block of local attention, in the
+/// dtype and on the device of `scores`: keys outside `[i - w, i + w]`, before the start or past
+/// the item's length are removed.
 fn local_bias(
     lengths: &[usize],
     start: usize,
     block: usize,
     w: usize,
-    device: &candle_core::Device,
+    scores: &Tensor,
 ) -> Result<Tensor> {
+    let masked = -masked_score(scores.dtype()) as f32;
     let width = block + 2 * w;
     let mut data = Vec::with_capacity(lengths.len() * block * width);
     for &len in lengths {
@@ -205,13 +221,10 @@ fn local_bias(
                 // Key frame `start - w + c`; in the window when `0 <= c - r <= 2w`.
                 let key = (start + c).checked_sub(w);
                 let visible = c >= r && c - r <= 2 * w && key.is_some_and(|j| j < len);
-                data.push(if visible {
-                    0.0f32
-                } else {
-                    -MASKED_SCORE as f32
-                });
+                data.push(if visible { 0.0f32 } else { masked });
             }
         }
     }
-    Tensor::from_vec(data, (lengths.len(), 1, block, width), device)
+    Tensor::from_vec(data, (lengths.len(), 1, block, width), scores.device())?
+        .to_dtype(scores.dtype())
 }

@@ -6,7 +6,7 @@ mod layer;
 mod position;
 mod subsampling;
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 pub use attention::AttentionWindow;
@@ -25,11 +25,18 @@ pub struct ConformerEncoder {
     xscale: Option<f64>,
     window: AttentionWindow,
     d_model: usize,
+    /// What the weights and activations are held in; see [`Self::dtype`].
+    dtype: DType,
 }
 
 impl ConformerEncoder {
     /// Loads the encoder, refusing configurations whose behaviour we do not reproduce.
+    ///
+    /// The weights are held in `vb`'s dtype, and so is the computation (see [`Self::forward`]).
+    /// Constants folded into weights at load time (the attention score scale, the batch norm)
+    /// are folded in f32 first and rounded once.
     pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
+        let dtype = vb.dtype();
         let window = check_supported(cfg)?;
         let channels = if cfg.subsampling_conv_channels <= 0 {
             cfg.d_model
@@ -52,7 +59,14 @@ impl ConformerEncoder {
             xscale: cfg.xscaling.then(|| (cfg.d_model as f64).sqrt()),
             window,
             d_model: cfg.d_model,
+            dtype,
         })
+    }
+
+    /// The precision the encoder computes in: f32, or f16/bf16 when loaded that way
+    /// ([`crate::LoadOptions::dtype`]).
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The attention window the checkpoint was configured with.
@@ -62,6 +76,12 @@ impl ConformerEncoder {
 
     /// `mel`: `(batch, n_mels, frames)` with `lengths` valid frames per item.
     /// Returns `(batch, encoder_frames, d_model)` and the valid encoder frames per item.
+    ///
+    /// Whatever the encoder's [`Self::dtype`], input and output are f32: the features are cast
+    /// to the encoder's dtype on entry and the output back to f32, so the mel frontend and the
+    /// heads never see reduced precision. In f16/bf16 every tensor made along the way (masks,
+    /// positional table, attention bias) follows the activations' dtype; layer norm accumulates
+    /// in f32 (candle's kernel), the softmax runs in the reduced dtype.
     ///
     /// `window` may differ from the configured one: switching a full-attention model to local
     /// attention is NeMo's `change_attention_model`, which the model cards recommend for long
@@ -73,7 +93,8 @@ impl ConformerEncoder {
         window: AttentionWindow,
     ) -> Result<(Tensor, Vec<usize>)> {
         let device: &Device = mel.device();
-        let (x, lengths) = self.pre_encode.forward(mel, lengths)?;
+        let mel = mel.to_dtype(self.dtype)?;
+        let (x, lengths) = self.pre_encode.forward(&mel, lengths)?;
         let mut x = match self.xscale {
             Some(scale) => (x * scale)?,
             None => x,
@@ -85,7 +106,7 @@ impl ConformerEncoder {
         for layer in &self.layers {
             x = layer.forward(&x, &mask, &positions, window)?;
         }
-        Ok((x, lengths))
+        Ok((x.to_dtype(DType::F32)?, lengths))
     }
 }
 
