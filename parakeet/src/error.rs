@@ -56,6 +56,12 @@ pub enum Error {
         /// The decoders the model has.
         available: String,
     },
+    /// The caller canceled the transcription (see [`crate::service::ModelService::transcribe`]).
+    #[error("the transcription was canceled")]
+    Canceled,
+    /// The model service stopped before the transcription was done.
+    #[error("the model service has stopped")]
+    ServiceStopped,
     /// Audio could not be decoded.
     #[error(transparent)]
     Audio(#[from] crate::audio::AudioError),

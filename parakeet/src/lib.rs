@@ -15,7 +15,9 @@
 //! ```
 
 pub use warble_audio as audio;
+pub mod batching;
 pub mod checkpoint;
+pub mod chunk;
 pub mod config;
 pub mod decoder;
 pub mod device;
@@ -27,13 +29,15 @@ pub mod memory;
 mod mlx;
 mod model;
 mod nn;
+pub mod service;
 pub mod timestamps;
 pub mod tokenizer;
 mod transcript;
 
 pub use checkpoint::DEFAULT_MODEL;
+pub use chunk::Chunking;
 pub use decoder::DecoderKind;
 pub use device::{check_dtype, parse_device, parse_dtype};
 pub use error::{Error, Result};
-pub use model::{LoadOptions, Parakeet, TranscribeOptions};
+pub use model::{DEFAULT_BATCH_SECS, LoadOptions, Parakeet, TranscribeOptions};
 pub use transcript::{TimedSegment, TimedToken, TimedWord, Transcript};

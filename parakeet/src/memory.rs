@@ -22,3 +22,43 @@ pub fn retain_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
     }
 }
+
+/// Memory of `device` in bytes, `(used, total)`: on CUDA the device's memory in use (by every
+/// process) and its size, from the driver (`cuMemGetInfo`); on the CPU this process's resident
+/// memory and the machine's (`/proc`). `None` where it cannot be read (Metal: candle 0.11 does
+/// not expose its allocator's figures; a CPU outside Linux).
+pub fn device_memory(device: &candle_core::Device) -> Option<(u64, u64)> {
+    match device {
+        candle_core::Device::Cpu => cpu_memory(),
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(cuda) => {
+            let (free, total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+            Some(((total - free) as u64, total as u64))
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// `VmRSS` of this process and `MemTotal` of the machine.
+fn cpu_memory() -> Option<(u64, u64)> {
+    let kib = |file: &str, key: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((
+        kib("/proc/self/status", "VmRSS:")?,
+        kib("/proc/meminfo", "MemTotal:")?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn cpu_memory_is_read_from_proc() {
+        let (used, total) = super::device_memory(&candle_core::Device::Cpu).unwrap();
+        assert!(used > 1 << 20 && used < total, "{used} of {total}");
+    }
+}

@@ -3,7 +3,9 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::batching::{self, Candidate};
 use crate::checkpoint::{self, Checkpoint};
+use crate::chunk::{ChunkPlan, Chunking};
 use crate::config::ModelConfig;
 use crate::decoder::transducer::TransducerShape;
 use crate::decoder::{CtcHead, DecoderKind, Emission, Transducer};
@@ -63,6 +65,11 @@ pub struct TranscribeOptions {
     /// Start a new segment after a pause of at least this many seconds between words (segments
     /// always end after `.`, `?` and `!`).
     pub segment_pause_secs: Option<f64>,
+    /// Audio longer than a chunk is transcribed in overlapping chunks joined at word
+    /// boundaries ([`crate::chunk`]), so that a long recording batches like short files and
+    /// its memory is that of one chunk. `None` transcribes it whole (with local attention
+    /// past [`Self::long_audio_secs`]).
+    pub chunking: Option<Chunking>,
 }
 
 impl Default for TranscribeOptions {
@@ -72,6 +79,7 @@ impl Default for TranscribeOptions {
             long_audio_secs: Some(300.0),
             long_audio_window: 256,
             segment_pause_secs: Some(2.0),
+            chunking: Some(Chunking::default()),
         }
     }
 }
@@ -201,43 +209,183 @@ impl Parakeet {
     /// Transcribes several utterances of 16 kHz mono samples; each result is what
     /// [`Self::transcribe`] gives for that utterance alone, in the order given.
     ///
-    /// Each utterance gets the attention window its own length calls for
-    /// ([`Self::window_for`]): a short one batched with audio past
-    /// [`TranscribeOptions::long_audio_secs`] still runs with full attention. Utterances with
-    /// the same window share one forward pass, padded to the longest of them, so a batch costs
-    /// one pass per window among its items (at most two).
+    /// Long utterances are cut into chunks ([`TranscribeOptions::chunking`]). Each chunk gets
+    /// the attention window its own length calls for ([`Self::window_for`]): a short one
+    /// batched with audio past [`TranscribeOptions::long_audio_secs`] still runs with full
+    /// attention. Chunks share encoder passes of at most [`DEFAULT_BATCH_SECS`] of padded
+    /// audio, nearest in length together ([`crate::batching`]).
     pub fn transcribe_batch(
         &self,
         batch: &[&[f32]],
         options: &TranscribeOptions,
     ) -> Result<Vec<Transcript>> {
-        if batch.is_empty() {
+        let prepared = batch
+            .iter()
+            .map(|samples| self.prepare(samples, options))
+            .collect::<Result<Vec<_>>>()?;
+        let mut waiting: Vec<(usize, usize)> = prepared
+            .iter()
+            .enumerate()
+            .flat_map(|(f, p)| (0..p.chunks.len()).map(move |c| (f, c)))
+            .collect();
+        let mut results: Vec<Vec<Option<Vec<Emission>>>> = prepared
+            .iter()
+            .map(|p| vec![None; p.chunks.len()])
+            .collect();
+        let budget = self.frames_for_secs(DEFAULT_BATCH_SECS);
+        while !waiting.is_empty() {
+            let candidates: Vec<Candidate> = waiting
+                .iter()
+                .map(|&(f, c)| prepared[f].chunks[c].candidate())
+                .collect();
+            let pass = batching::next_pass(&candidates, budget);
+            let items: Vec<(&ChunkFeatures, DecoderKind)> = pass
+                .iter()
+                .map(|&k| {
+                    let (f, c) = waiting[k];
+                    (&prepared[f].chunks[c], prepared[f].decoder)
+                })
+                .collect();
+            for (&k, emissions) in pass.iter().zip(self.run_pass(&items)?) {
+                let (f, c) = waiting[k];
+                results[f][c] = Some(emissions);
+            }
+            for &k in pass.iter().rev() {
+                waiting.remove(k);
+            }
+        }
+        Ok(prepared
+            .iter()
+            .zip(results)
+            .map(|(p, chunks)| {
+                self.finish(
+                    p,
+                    chunks
+                        .into_iter()
+                        .map(|c| c.expect("every chunk ran"))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// Plans one utterance's chunks and computes their features: everything before the
+    /// device. Fails when the requested decoder is not in the model.
+    pub(crate) fn prepare(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Prepared> {
+        let decoder = self.pick_decoder(options.decoder)?;
+        let plan = ChunkPlan::new(
+            samples.len(),
+            options.chunking,
+            self.sample_rate,
+            self.frame_samples(),
+        );
+        let chunks = (0..plan.len())
+            .map(|i| {
+                let range = plan.samples(i, samples.len());
+                let chunk = &samples[range.clone()];
+                let (features, frames, valid) = self.mel.compute(chunk);
+                ChunkFeatures {
+                    features,
+                    frames,
+                    valid,
+                    window: self.window_for(chunk.len(), options),
+                    secs: range.len() as f64 / self.sample_rate as f64,
+                }
+            })
+            .collect();
+        Ok(Prepared {
+            decoder,
+            pause: options
+                .segment_pause_secs
+                .map(|s| (s / self.frame_secs).round() as usize),
+            samples: samples.len(),
+            plan,
+            chunks,
+        })
+    }
+
+    /// One encoder pass over `items` (all with the same attention window), padded to the
+    /// longest, then each item's head: the emissions of each, in frames from its start.
+    pub(crate) fn run_pass(
+        &self,
+        items: &[(&ChunkFeatures, DecoderKind)],
+    ) -> Result<Vec<Vec<Emission>>> {
+        if items.is_empty() {
             return Ok(Vec::new());
         }
-        let kind = self.pick_decoder(options.decoder)?;
-        let pause = options
-            .segment_pause_secs
-            .map(|s| (s / self.frame_secs).round() as usize);
-        let mut groups: Vec<(AttentionWindow, Vec<usize>)> = Vec::new();
-        for (i, samples) in batch.iter().enumerate() {
-            let window = self.window_for(samples.len(), options);
-            match groups.iter_mut().find(|(w, _)| *w == window) {
-                Some((_, items)) => items.push(i),
-                None => groups.push((window, vec![i])),
+        let chunks: Vec<&ChunkFeatures> = items.iter().map(|(c, _)| *c).collect();
+        let (encoded, lengths) = self.encode_chunks(&chunks)?;
+        let mut out: Vec<Option<Vec<Emission>>> = vec![None; items.len()];
+        for kind in self.decoders() {
+            let members: Vec<usize> = (0..items.len()).filter(|&i| items[i].1 == kind).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let index = Tensor::from_vec(
+                members.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                members.len(),
+                &self.device,
+            )?;
+            let encoded = if members.len() == items.len() {
+                encoded.clone()
+            } else {
+                encoded.index_select(&index, 0)?
+            };
+            let member_lengths: Vec<usize> = members.iter().map(|&i| lengths[i]).collect();
+            for (i, emissions) in
+                members
+                    .into_iter()
+                    .zip(self.decode(kind, &encoded, &member_lengths)?)
+            {
+                out[i] = Some(emissions);
             }
         }
-        let mut done = Vec::with_capacity(batch.len());
-        for (window, items) in groups {
-            let group: Vec<&[f32]> = items.iter().map(|&i| batch[i]).collect();
-            let (mel, mel_lengths) = self.batch_features(&group)?;
-            let (encoded, lengths) = self.encoder.forward(&mel, &mel_lengths, window)?;
-            let emissions = self.decode(kind, &encoded, &lengths)?;
-            for (i, e) in items.into_iter().zip(emissions) {
-                done.push((i, self.assemble(e, kind, batch[i].len(), pause)));
+        Ok(out
+            .into_iter()
+            .map(|e| e.expect("every item's decoder is one of the model's"))
+            .collect())
+    }
+
+    /// The encoder over `chunks` (all with the first one's attention window), zero-padded to
+    /// the longest: `(batch, encoder_frames, d_model)` and each chunk's valid encoder frames.
+    fn encode_chunks(&self, chunks: &[&ChunkFeatures]) -> Result<(Tensor, Vec<usize>)> {
+        let n_mels = self.mel.n_mels();
+        let longest = chunks.iter().map(|c| c.frames).max().unwrap_or(0).max(1);
+        let mut padded = vec![0.0f32; chunks.len() * n_mels * longest];
+        for (chunk, out) in chunks.iter().zip(padded.chunks_exact_mut(n_mels * longest)) {
+            for (row, out) in chunk
+                .features
+                .chunks_exact(chunk.frames.max(1))
+                .zip(out.chunks_exact_mut(longest))
+            {
+                out[..row.len()].copy_from_slice(row);
             }
         }
-        done.sort_by_key(|(i, _)| *i);
-        Ok(done.into_iter().map(|(_, transcript)| transcript).collect())
+        // One host-to-device copy for the whole pass.
+        let mel = Tensor::from_vec(padded, (chunks.len(), n_mels, longest), &self.device)?;
+        let lengths: Vec<usize> = chunks.iter().map(|c| c.valid).collect();
+        Ok(self.encoder.forward(&mel, &lengths, chunks[0].window)?)
+    }
+
+    /// Joins a prepared utterance's chunk emissions into its transcript.
+    pub(crate) fn finish(&self, prepared: &Prepared, chunks: Vec<Vec<Emission>>) -> Transcript {
+        let emissions = prepared.plan.merge(chunks, &self.tokenizer);
+        self.assemble(
+            emissions,
+            prepared.decoder,
+            prepared.samples,
+            prepared.pause,
+        )
+    }
+
+    /// Samples per encoder frame.
+    fn frame_samples(&self) -> usize {
+        (self.frame_secs * self.sample_rate as f64).round() as usize
+    }
+
+    /// Feature frames (10 ms) in `secs` seconds of audio.
+    pub(crate) fn frames_for_secs(&self, secs: f64) -> usize {
+        (secs * self.sample_rate as f64 / self.mel.hop_length() as f64) as usize
     }
 
     fn pick_decoder(&self, requested: Option<DecoderKind>) -> Result<DecoderKind> {
@@ -256,28 +404,6 @@ impl Parakeet {
         }
     }
 
-    /// Features of every utterance, zero-padded to the longest: `(batch, n_mels, frames)`.
-    fn batch_features(&self, batch: &[&[f32]]) -> Result<(Tensor, Vec<usize>)> {
-        let mut mels = Vec::with_capacity(batch.len());
-        let mut lengths = Vec::with_capacity(batch.len());
-        for samples in batch {
-            let (mel, valid) = self.features(samples)?;
-            mels.push(mel);
-            lengths.push(valid);
-        }
-        let frames = mels
-            .iter()
-            .map(|m| m.dim(2))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let max = frames.iter().copied().max().unwrap_or(0);
-        let padded = mels
-            .iter()
-            .zip(&frames)
-            .map(|(m, &f)| m.pad_with_zeros(2, 0, max - f))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok((Tensor::cat(&padded, 0)?, lengths))
-    }
-
     /// Runs the chosen head over encoder output; one emission list per batch item.
     pub fn decode(
         &self,
@@ -286,21 +412,20 @@ impl Parakeet {
         lengths: &[usize],
     ) -> Result<Vec<Vec<Emission>>> {
         match (kind, &self.transducer, &self.ctc) {
-            (DecoderKind::Ctc, _, Some(ctc)) => {
-                let log_probs = ctc.log_probs(encoded)?;
-                lengths
-                    .iter()
-                    .enumerate()
-                    .map(|(b, &frames)| Ok(ctc.greedy(&log_probs.get(b)?, frames)?))
-                    .collect()
+            (DecoderKind::Ctc, _, Some(ctc)) => Ok(ctc.greedy_batch(encoded, lengths)?),
+            // On a GPU the search runs there: the host would do a matrix product per step for
+            // hundreds of items while the device idles.
+            (_, Some(transducer), _) if !encoded.device().is_cpu() => {
+                Ok(transducer.greedy_batch_on_device(encoded, lengths)?)
             }
             (_, Some(transducer), _) => {
                 let projected = transducer.project_encoder(encoded)?;
-                Ok(projected
+                let items: Vec<(&[f32], usize)> = projected
                     .iter()
-                    .zip(lengths)
-                    .map(|(p, &frames)| transducer.greedy(p, frames))
-                    .collect())
+                    .map(Vec::as_slice)
+                    .zip(lengths.iter().copied())
+                    .collect();
+                Ok(transducer.greedy_batch(&items))
             }
             _ => Err(Error::NoSuchDecoder {
                 requested: kind,
@@ -329,6 +454,44 @@ impl Parakeet {
             samples as f64 / self.sample_rate as f64,
         )
     }
+}
+
+/// Padded audio per encoder pass in [`Parakeet::transcribe_batch`], seconds: four two-minute
+/// chunks, or a few dozen short files, in the memory of a few hundred MB on a CPU.
+pub const DEFAULT_BATCH_SECS: f64 = 480.0;
+
+/// A chunk of audio as features, ready for an encoder pass.
+#[derive(Debug)]
+pub(crate) struct ChunkFeatures {
+    /// Row-major `[n_mels][frames]`.
+    features: Vec<f32>,
+    /// Feature frames (10 ms), padding included.
+    pub frames: usize,
+    /// Frames that hold audio (NeMo's `seq_len`).
+    valid: usize,
+    window: AttentionWindow,
+    /// Seconds of audio in the chunk.
+    pub secs: f64,
+}
+
+impl ChunkFeatures {
+    /// What the choice of a pass needs.
+    pub(crate) fn candidate(&self) -> Candidate {
+        Candidate {
+            frames: self.frames,
+            window: self.window,
+        }
+    }
+}
+
+/// An utterance planned and featurized: its chunks and what assembling its transcript needs.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub decoder: DecoderKind,
+    pause: Option<usize>,
+    samples: usize,
+    plan: ChunkPlan,
+    pub chunks: Vec<ChunkFeatures>,
 }
 
 /// The SentencePiece pieces in id order, from wherever this checkpoint keeps them.
@@ -420,4 +583,46 @@ fn load_heads(
         None => None,
     };
     Ok((Some(transducer), ctc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The device search, run on the CPU, finds the host search's tokens on every fixture
+    /// transducer and recording, batched as the worker batches them.
+    #[test]
+    fn the_device_search_finds_the_host_search_tokens() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let files: Vec<Vec<f32>> = std::fs::read_dir(fixtures.join("audio"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+            .map(|p| crate::audio::decode_file(&p).unwrap().samples)
+            .collect();
+        assert!(files.len() >= 5);
+        for name in ["tdt", "rnnt", "hybrid"] {
+            let path = fixtures.join(format!("models/{name}.nemo"));
+            let model = Parakeet::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+            let transducer = model.transducer.as_ref().unwrap();
+            let prepared: Vec<Prepared> = files
+                .iter()
+                .map(|f| model.prepare(f, &TranscribeOptions::default()).unwrap())
+                .collect();
+            let chunks: Vec<&ChunkFeatures> = prepared.iter().map(|p| &p.chunks[0]).collect();
+            let (encoded, lengths) = model.encode_chunks(&chunks).unwrap();
+            let projected = transducer.project_encoder(&encoded).unwrap();
+            let host_items: Vec<(&[f32], usize)> = projected
+                .iter()
+                .map(Vec::as_slice)
+                .zip(lengths.iter().copied())
+                .collect();
+            let host = transducer.greedy_batch(&host_items);
+            let device = transducer
+                .greedy_batch_on_device(&encoded, &lengths)
+                .unwrap();
+            assert_eq!(device, host, "{name}");
+            assert!(host.iter().all(|e| !e.is_empty()), "{name}");
+        }
+    }
 }

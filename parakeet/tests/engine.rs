@@ -260,8 +260,10 @@ fn an_hour_of_audio_transcribes_in_bounded_memory_with_continuous_timestamps() {
         .flatten()
         .copied()
         .collect();
+    // Whole, not in chunks: the local attention path (`service.rs` tests chunks).
     let options = TranscribeOptions {
         decoder: Some(DecoderKind::Tdt),
+        chunking: None,
         ..TranscribeOptions::default()
     };
     assert_eq!(

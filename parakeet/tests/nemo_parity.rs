@@ -146,6 +146,8 @@ fn assert_heads_match(
 fn options() -> TranscribeOptions {
     TranscribeOptions {
         segment_pause_secs: None,
+        // NeMo transcribes a file whole; so do the references.
+        chunking: None,
         ..TranscribeOptions::default()
     }
 }

@@ -31,17 +31,27 @@ impl CtcHead {
         candle_nn::ops::log_softmax(&self.layer.forward(encoded)?, D::Minus1)
     }
 
-    /// Greedy search over the first `frames` frames of one item's log-probabilities
-    /// `(frames, vocab + 1)`: the best label per frame, runs merged, blanks dropped.
+    /// Greedy search over a batch of encoder output `(batch, frames, d)` with `lengths` valid
+    /// frames per item: the best label per frame (one argmax over the whole batch), runs
+    /// merged, blanks dropped.
     ///
     /// Token spans follow NeMo's CTC offsets exactly: a token ends at the frame where it is
     /// first emitted and starts where the token before it was first emitted (the first token
     /// starts one frame before its own). Word times built on them therefore agree with NeMo's.
-    pub fn greedy(&self, log_probs: &Tensor, frames: usize) -> Result<Vec<Emission>> {
-        let labels = log_probs
-            .narrow(0, 0, frames)?
+    pub fn greedy_batch(&self, encoded: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<Emission>>> {
+        let labels = self
+            .log_probs(encoded)?
             .argmax(D::Minus1)?
-            .to_vec1::<u32>()?;
+            .to_vec2::<u32>()?;
+        Ok(labels
+            .iter()
+            .zip(lengths)
+            .map(|(labels, &frames)| self.collapse(&labels[..frames]))
+            .collect())
+    }
+
+    /// One item's best labels per frame into emissions.
+    fn collapse(&self, labels: &[u32]) -> Vec<Emission> {
         let blank = self.vocab_size as u32;
         let mut firsts: Vec<(usize, usize)> = Vec::new();
         let mut previous = blank;
@@ -54,7 +64,7 @@ impl CtcHead {
         let mut start = firsts
             .first()
             .map_or(0, |&(_, frame)| frame.saturating_sub(1));
-        Ok(firsts
+        firsts
             .into_iter()
             .map(|(token, frame)| {
                 let emission = Emission {
@@ -65,6 +75,6 @@ impl CtcHead {
                 start = frame;
                 emission
             })
-            .collect())
+            .collect()
     }
 }

@@ -7,7 +7,6 @@
 //! it (checked at run time) and split large matrices across threads.
 
 use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use crate::nn::to_host_f32;
@@ -26,16 +25,6 @@ pub struct HostLinear {
 }
 
 impl HostLinear {
-    /// Loads `weight` (and `bias` if present) from `vb`.
-    pub fn load(in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Self> {
-        let bias = if vb.contains_tensor("bias") {
-            Some(vb.get(out_dim, "bias")?)
-        } else {
-            None
-        };
-        Self::from_tensors(&vb.get((out_dim, in_dim), "weight")?, bias.as_ref())
-    }
-
     /// Builds the layer from a `(out, in)` weight and an optional bias.
     pub fn from_tensors(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
@@ -58,16 +47,44 @@ impl HostLinear {
 
     /// `out = W x + b`.
     pub fn forward_into(&self, x: &[f32], out: &mut [f32]) {
-        debug_assert_eq!(x.len(), self.in_dim);
-        let row = |(o, (w, b)): (&mut f32, (&[f32], &f32))| *o = dot(w, x) + b;
-        if self.in_dim * self.out_dim >= PARALLEL_MACS {
-            out.par_iter_mut()
-                .zip(self.weight.par_chunks_exact(self.in_dim).zip(&self.bias))
-                .for_each(row);
-        } else {
-            out.iter_mut()
-                .zip(self.weight.chunks_exact(self.in_dim).zip(&self.bias))
-                .for_each(row);
+        self.forward_batch_into(&[x], out);
+    }
+
+    /// `out[b] = W xs[b] + b` for every item, `out` holding `xs.len()` rows of
+    /// [`Self::out_dim`]: a matrix-matrix product that reads each weight row once for the whole
+    /// batch. Every element is the same [`dot`] as for the item alone, so a batch changes no
+    /// bit of any item's result (the batched greedy search relies on it to give the tokens each
+    /// file gets alone).
+    pub fn forward_batch_into(&self, xs: &[&[f32]], out: &mut [f32]) {
+        let batch = xs.len();
+        debug_assert!(xs.iter().all(|x| x.len() == self.in_dim));
+        debug_assert_eq!(out.len(), batch * self.out_dim);
+        // Computed weight row by weight row, `(out, batch)`; transposed when there is a batch.
+        let by_row = |rows: &mut [f32]| {
+            let row = |(o, (w, b)): (&mut [f32], (&[f32], &f32))| {
+                for (y, x) in o.iter_mut().zip(xs) {
+                    *y = dot(w, x) + b;
+                }
+            };
+            let weights = self.weight.chunks_exact(self.in_dim).zip(&self.bias);
+            if self.in_dim * self.out_dim * batch >= PARALLEL_MACS {
+                rows.par_chunks_mut(batch)
+                    .zip(self.weight.par_chunks_exact(self.in_dim).zip(&self.bias))
+                    .for_each(row);
+            } else {
+                rows.chunks_mut(batch).zip(weights).for_each(row);
+            }
+        };
+        if batch == 1 {
+            by_row(out);
+            return;
+        }
+        let mut rows = vec![0.0; out.len()];
+        by_row(&mut rows);
+        for (o, row) in rows.chunks_exact(batch).enumerate() {
+            for (b, y) in row.iter().enumerate() {
+                out[b * self.out_dim + o] = *y;
+            }
         }
     }
 }
@@ -182,6 +199,39 @@ mod tests {
         let weight = to_host_f32(&w).unwrap();
         for (r, o) in out.iter().enumerate() {
             assert_eq!(*o, dot(&weight[r * cols..(r + 1) * cols], &x));
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_every_item_the_bits_it_gets_alone() {
+        for (rows, cols, batch) in [(3, 5, 4), (700, 800, 3), (640, 640, 1)] {
+            let w = Tensor::from_vec(
+                (0..rows * cols)
+                    .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
+                    .collect::<Vec<_>>(),
+                (rows, cols),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            let b = Tensor::from_vec(
+                (0..rows).map(|i| i as f32 / 7.0).collect::<Vec<_>>(),
+                rows,
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            let layer = HostLinear::from_tensors(&w, Some(&b)).unwrap();
+            let xs: Vec<Vec<f32>> = (0..batch)
+                .map(|k| (0..cols).map(|i| ((i * (k + 2)) as f32).sin()).collect())
+                .collect();
+            let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let mut together = vec![0.0; batch * rows];
+            layer.forward_batch_into(&refs, &mut together);
+            for (k, x) in xs.iter().enumerate() {
+                let mut alone = vec![0.0; rows];
+                let single = HostLinear::from_tensors(&w, Some(&b)).unwrap();
+                single.forward_into(x, &mut alone);
+                assert_eq!(&together[k * rows..(k + 1) * rows], alone.as_slice());
+            }
         }
     }
 }

@@ -46,6 +46,22 @@ pub fn relative_error(actual: &Tensor, expected: &Tensor) -> (f64, f64) {
     (norm(&diff) / norm(&b).max(f64::MIN_POSITIVE), max_abs)
 }
 
+/// What is said in the minute-long recording: the `.txt` of each of its parts, in order.
+pub fn long_recording_text() -> String {
+    let text = std::fs::read_to_string(fixture("audio/long_recipe.json")).unwrap();
+    let recipe: serde_json::Value = serde_json::from_str(&text).unwrap();
+    recipe["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| {
+            let wav = fixture(&format!("audio/{}", part["file"].as_str().unwrap()));
+            std::fs::read_to_string(wav.with_extension("txt")).unwrap()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The minute-long recording described by `audio/long_recipe.json`: fixture files joined with
 /// pauses of silence, exactly as `tools/fixtures/record.py` built it for NeMo.
 pub fn long_recording() -> Vec<f32> {
