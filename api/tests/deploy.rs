@@ -431,7 +431,9 @@ fn dockerfile_builds_cuda_with_scripts_build_cuda_for_the_runtime_image_it_runs_
     let tag = runtime
         .strip_prefix("nvidia/cuda:")
         .filter(|t| t.contains("-runtime-"))
-        .unwrap_or_else(|| panic!("worker-cuda runs on an nvidia/cuda runtime image, not {runtime}"));
+        .unwrap_or_else(|| {
+            panic!("worker-cuda runs on an nvidia/cuda runtime image, not {runtime}")
+        });
     let release = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
     assert_eq!(
         release(tag.split('-').next().unwrap()),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{Api, Backends, Proxy, long_wav, start_worker, start_worker_with, transcribe_cli};
+use common::{Api, Backends, Proxy, long_wav, start_worker_with, transcribe_cli_with};
 use serde_json::Value;
 
 on_both_databases!(
@@ -24,6 +24,11 @@ on_both_databases!(
 const LONG_SECS: u32 = 40 * 60;
 
 /// The orphan timeout the tests configure (`Backends::apply`): 1 s heartbeats, 3 missed.
+/// Long files whole, not in chunks: these tests time signals against a job of known length,
+/// and on the CPU the test model reads 40 minutes whole (local attention) several times
+/// faster than in two-minute chunks of full attention.
+const WHOLE: (&str, &str) = ("WARBLE_CHUNK_SECONDS", "0");
+
 const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,7 +54,7 @@ fn time(job: &Value, field: &str) -> DateTime<Utc> {
 /// The transcript stored for `id` is the one `worker transcribe` gives for `file`.
 async fn assert_transcript_is_the_engines(api: &Api, id: &str, file: &Path) {
     let stored = api.get_json(&format!("/v1/jobs/{id}/transcript")).await;
-    let expected = transcribe_cli(file);
+    let expected = transcribe_cli_with(file, &[WHOLE]);
     assert_eq!(stored["text"], expected["text"]);
     assert_eq!(stored["words"], expected["words"]);
 }
@@ -57,13 +62,13 @@ async fn assert_transcript_is_the_engines(api: &Api, id: &str, file: &Path) {
 async fn a_killed_workers_job_is_finished_once_by_another(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
     let file = long_wav(dir, LONG_SECS);
-    let first = start_worker(&api, &backends).await;
+    let first = start_worker_with(&api, &backends, &[WHOLE]).await;
     let id = running_job(&api, &file).await;
     first.signal("KILL");
     drop(first);
     let killed = Instant::now();
 
-    let second = start_worker(&api, &backends).await;
+    let second = start_worker_with(&api, &backends, &[WHOLE]).await;
     wait_for_attempt(&api, &id, 2).await;
     let taken_after = killed.elapsed();
     // Bounded by the orphan timeout, one heartbeat of the new worker and its start-up.
@@ -88,7 +93,14 @@ async fn a_killed_workers_job_is_finished_once_by_another(backends: Backends, di
 
 async fn sigterm_lets_the_running_job_finish(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
-    let mut worker = start_worker(&api, &backends).await;
+    // Time enough for the job to finish on a busy two-core machine: what is tested is that the
+    // worker waits for it.
+    let mut worker = start_worker_with(
+        &api,
+        &backends,
+        &[WHOLE, ("WARBLE_SHUTDOWN_TIMEOUT_SECS", "110")],
+    )
+    .await;
     let id = running_job(&api, &long_wav(dir, LONG_SECS)).await;
     let asked = Utc::now();
     worker.signal("TERM");
@@ -109,8 +121,12 @@ async fn sigterm_lets_the_running_job_finish(backends: Backends, dir: &Path) {
 async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
     let file = long_wav(dir, LONG_SECS);
-    let mut first =
-        start_worker_with(&api, &backends, &[("WARBLE_SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    let mut first = start_worker_with(
+        &api,
+        &backends,
+        &[WHOLE, ("WARBLE_SHUTDOWN_TIMEOUT_SECS", "1")],
+    )
+    .await;
     let id = running_job(&api, &file).await;
     let asked = Instant::now();
     first.signal("TERM");
@@ -125,7 +141,7 @@ async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &P
         "running"
     );
 
-    let _second = start_worker(&api, &backends).await;
+    let _second = start_worker_with(&api, &backends, &[WHOLE]).await;
     wait_for_attempt(&api, &id, 2).await;
     let done = api.wait_final(&id, JOB_TIMEOUT).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -134,7 +150,7 @@ async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &P
 
 async fn restarts_lose_and_repeat_no_job(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
-    let mut worker = start_worker(&api, &backends).await;
+    let mut worker = start_worker_with(&api, &backends, &[WHOLE]).await;
     // A little work each: most are still queued when the processes stop.
     let file = long_wav(dir, 60);
     let mut ids = Vec::new();
@@ -153,7 +169,7 @@ async fn restarts_lose_and_repeat_no_job(backends: Backends, dir: &Path) {
         !queued["jobs"].as_array().unwrap().is_empty(),
         "jobs were queued across the restart"
     );
-    let _worker = start_worker(&api, &backends).await;
+    let _worker = start_worker_with(&api, &backends, &[WHOLE]).await;
     // Each start counts an attempt: one each, none lost or run twice across the restarts.
     for id in &ids {
         let done = api.wait_final(id, JOB_TIMEOUT).await;
@@ -184,7 +200,7 @@ async fn a_postgres_outage_loses_nothing() {
         ..direct
     };
     let api = Api::start(&backends);
-    let mut worker = start_worker(&api, &backends).await;
+    let mut worker = start_worker_with(&api, &backends, &[WHOLE]).await;
     let speech = common::fixture("audio/tts_us_m6.wav");
     let before = api.submit_ok(&speech).await;
     assert_eq!(
@@ -251,7 +267,7 @@ async fn a_worker_reports_every_job_it_holds() {
     let backends = Backends::local(dir.path());
     let api = Api::start(&backends);
     let file = long_wav(dir.path(), LONG_SECS);
-    let _worker = start_worker_with(&api, &backends, &[("WARBLE_CONCURRENCY", "2")]).await;
+    let _worker = start_worker_with(&api, &backends, &[WHOLE, ("WARBLE_CONCURRENCY", "2")]).await;
     let mut jobs = vec![api.submit_ok(&file).await, api.submit_ok(&file).await];
     jobs.sort();
     let deadline = Instant::now() + JOB_TIMEOUT;

@@ -100,8 +100,11 @@ pub struct Job {
     /// Length of the audio in seconds: probed at upload, then measured by the worker that
     /// decoded it.
     pub duration: Option<f64>,
-    /// 0 to 1.
+    /// 0 to 1: the share of the audio encoded and decoded (long audio advances chunk by chunk).
     pub progress: f64,
+    /// While the job runs: when its worker expects to finish, from its pace so far (`null`
+    /// before the first chunk is done, and once the job is final).
+    pub estimated_completion_at: Option<DateTime<Utc>>,
     /// Times a worker started the job.
     pub attempts: i64,
     /// When the job was submitted.
@@ -128,7 +131,7 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key, tenant, callback_url, deleted_at"
+         audio_key, tenant, callback_url, deleted_at, estimated_completion_at"
     };
 }
 
@@ -153,6 +156,7 @@ struct JobRow {
     tenant: Option<String>,
     callback_url: Option<String>,
     deleted_at: Option<DateTime<Utc>>,
+    estimated_completion_at: Option<DateTime<Utc>>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -173,6 +177,10 @@ impl From<JobRow> for StoredJob {
                 audio_sha256: row.audio_sha256,
                 duration: row.duration_secs,
                 progress: row.progress,
+                // An estimate left from a worker that died or a job that ended means nothing.
+                estimated_completion_at: row
+                    .estimated_completion_at
+                    .filter(|_| row.status == JobStatus::Running),
                 attempts: row.attempts,
                 created_at: row.created_at,
                 started_at: row.started_at,
@@ -476,23 +484,25 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
     )
 }
 
-/// Records progress. Returns `false` if the worker no longer holds the job (canceled, or taken
-/// over), so it can stop. (The decoded duration is recorded with its charge:
-/// [`crate::quota::reconcile`].)
+/// Records progress and, once the worker can tell, when it expects to finish. Returns `false`
+/// if the worker no longer holds the job (canceled, or taken over), so it can stop. (The
+/// decoded duration is recorded with its charge: [`crate::quota::reconcile`].)
 pub async fn progress(
     db: &Database,
     id: &str,
     worker_id: &str,
     progress: f64,
+    estimated_completion_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let done = with_pool!(db, pool => {
         sqlx::query(
-            "UPDATE warble_jobs SET progress = $3 \
+            "UPDATE warble_jobs SET progress = $3, estimated_completion_at = $4 \
              WHERE id = $1 AND worker_id = $2 AND status = 'running'",
         )
         .bind(id)
         .bind(worker_id)
         .bind(progress)
+        .bind(estimated_completion_at)
         .execute(pool)
         .await?
         .rows_affected()

@@ -27,6 +27,18 @@ pub struct WorkerInfo {
     pub started_at: DateTime<Utc>,
     /// Its last heartbeat.
     pub last_seen: DateTime<Utc>,
+    /// Memory of its device at the last heartbeat.
+    pub device_memory: Option<DeviceMemory>,
+}
+
+/// Memory of a worker's device, bytes. On a GPU, the device's memory in use (by every process)
+/// and in all; on a CPU, the worker's resident memory and the machine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeviceMemory {
+    /// In use.
+    pub used_bytes: i64,
+    /// In all.
+    pub total_bytes: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -38,6 +50,8 @@ struct WorkerRow {
     current_jobs: String,
     started_at: DateTime<Utc>,
     last_seen: DateTime<Utc>,
+    device_memory_used_bytes: Option<i64>,
+    device_memory_total_bytes: Option<i64>,
 }
 
 impl TryFrom<WorkerRow> for WorkerInfo {
@@ -55,6 +69,13 @@ impl TryFrom<WorkerRow> for WorkerInfo {
             current_jobs,
             started_at: row.started_at,
             last_seen: row.last_seen,
+            device_memory: row
+                .device_memory_used_bytes
+                .zip(row.device_memory_total_bytes)
+                .map(|(used_bytes, total_bytes)| DeviceMemory {
+                    used_bytes,
+                    total_bytes,
+                }),
         })
     }
 }
@@ -78,14 +99,24 @@ pub async fn register(db: &Database, worker: &WorkerInfo) -> Result<(), DbError>
     Ok(())
 }
 
-/// A heartbeat: the worker is alive and holds `current_jobs`.
-pub async fn beat(db: &Database, id: &str, current_jobs: &[String]) -> Result<(), DbError> {
+/// A heartbeat: the worker is alive, holds `current_jobs`, and its device has `memory`.
+pub async fn beat(
+    db: &Database,
+    id: &str,
+    current_jobs: &[String],
+    memory: Option<DeviceMemory>,
+) -> Result<(), DbError> {
     let current_jobs = serde_json::to_string(current_jobs).expect("strings serialise");
     with_pool!(db, pool => {
-        sqlx::query("UPDATE warble_workers SET last_seen = $2, current_jobs = $3 WHERE id = $1")
+        sqlx::query(
+            "UPDATE warble_workers SET last_seen = $2, current_jobs = $3, \
+             device_memory_used_bytes = $4, device_memory_total_bytes = $5 WHERE id = $1",
+        )
             .bind(id)
             .bind(Utc::now())
             .bind(current_jobs)
+            .bind(memory.map(|m| m.used_bytes))
+            .bind(memory.map(|m| m.total_bytes))
             .execute(pool)
             .await?;
     });
@@ -107,8 +138,8 @@ pub async fn deregister(db: &Database, id: &str) -> Result<(), DbError> {
 pub async fn list(db: &Database, since: DateTime<Utc>) -> Result<Vec<WorkerInfo>, DbError> {
     let rows: Vec<WorkerRow> = with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT id, hostname, device, model, current_jobs, started_at, last_seen \
-             FROM warble_workers WHERE last_seen >= $1 ORDER BY last_seen DESC",
+            "SELECT id, hostname, device, model, current_jobs, started_at, last_seen, \
+             device_memory_used_bytes, device_memory_total_bytes FROM warble_workers WHERE last_seen >= $1 ORDER BY last_seen DESC",
         )
         .bind(since)
         .fetch_all(pool)

@@ -132,10 +132,14 @@ async fn a_job_runs_from_queued_to_succeeded(db: Database) {
             .await
             .unwrap()
     );
-    assert!(job::progress(&db, &id, "w1", 0.5).await.unwrap());
+    let eta = chrono::Utc::now() + chrono::Duration::seconds(30);
+    assert!(job::progress(&db, &id, "w1", 0.5, Some(eta)).await.unwrap());
     let running = get(&db, &id).await.job;
     assert_eq!(running.progress, 0.5);
     assert_eq!(running.duration, Some(12.25));
+    // Stored to the microsecond (Postgres), shown while the job runs.
+    let shown = running.estimated_completion_at.expect("an estimate");
+    assert!((shown - eta).num_milliseconds().abs() < 1, "{shown} {eta}");
 
     assert!(
         job::succeed(&db, &id, "w1", r#"{"text":"hi"}"#)
@@ -146,6 +150,7 @@ async fn a_job_runs_from_queued_to_succeeded(db: Database) {
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.progress, 1.0);
     assert!(done.finished_at.is_some());
+    assert_eq!(done.estimated_completion_at, None);
     assert_eq!(
         job::transcript(&db, &id, Some(TENANT)).await.unwrap(),
         Some((JobStatus::Succeeded, Some(r#"{"text":"hi"}"#.into())))
@@ -178,7 +183,7 @@ async fn a_result_after_cancel_is_refused(db: Database) {
     );
 
     // The worker learns it from its next write, which is refused.
-    assert!(!job::progress(&db, &id, "w1", 0.9).await.unwrap());
+    assert!(!job::progress(&db, &id, "w1", 0.9, None).await.unwrap());
     assert!(!job::succeed(&db, &id, "w1", "{}").await.unwrap());
     assert!(
         !job::fail(&db, &id, Some("w1"), &error("late"))
@@ -220,7 +225,7 @@ async fn a_takeover_drops_the_first_workers_writes(db: Database) {
     assert_eq!(endpoints.rows(&db, &id).await, STARTED);
 
     // w1 comes back: each of its writes is refused.
-    assert!(!job::progress(&db, &id, "w1", 0.9).await.unwrap());
+    assert!(!job::progress(&db, &id, "w1", 0.9, None).await.unwrap());
     assert!(
         !job::succeed(&db, &id, "w1", r#"{"by":"w1"}"#)
             .await
@@ -232,7 +237,7 @@ async fn a_takeover_drops_the_first_workers_writes(db: Database) {
     assert_eq!(job.progress, 0.0);
     assert_eq!(endpoints.rows(&db, &id).await, STARTED);
 
-    assert!(job::progress(&db, &id, "w2", 0.5).await.unwrap());
+    assert!(job::progress(&db, &id, "w2", 0.5, None).await.unwrap());
     assert!(
         job::succeed(&db, &id, "w2", r#"{"by":"w2"}"#)
             .await
@@ -267,7 +272,7 @@ async fn out_of_attempts_fails_the_job_whoever_holds_it(db: Database) {
 
     // Failed is final, for the holder, for a second verdict and for a client's cancel.
     assert!(!job::succeed(&db, &id, "w2", "{}").await.unwrap());
-    assert!(!job::progress(&db, &id, "w2", 0.5).await.unwrap());
+    assert!(!job::progress(&db, &id, "w2", 0.5, None).await.unwrap());
     assert!(!job::fail(&db, &id, None, &error("again")).await.unwrap());
     assert!(job::start(&db, &id, "w3").await.unwrap().is_none());
     let cancel = job::cancel(&db, &id, None).await.unwrap();

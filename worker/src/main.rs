@@ -3,6 +3,7 @@
 //! `worker run` takes jobs from the queue the API fills; `worker transcribe` runs the engine on
 //! local files without any queue, which is also how the pipeline's results are checked.
 
+mod chunking;
 mod model;
 mod run;
 mod transcribe;

@@ -21,9 +21,11 @@ use warble_jobs::job::{self, JobError};
 use warble_jobs::queue::{Queue, TranscribeTask};
 use warble_jobs::storage::{self, Storage, StorageError};
 use warble_jobs::transcript::{Segment, Transcript, Word};
-use warble_jobs::workers::{self, WorkerInfo};
-use warble_parakeet::{DecoderKind, Parakeet, TranscribeOptions};
+use warble_jobs::workers::{self, DeviceMemory, WorkerInfo};
+use warble_parakeet::service::{BatchLimits, ModelService, Progress};
+use warble_parakeet::{Chunking, DecoderKind, Error as EngineError, TranscribeOptions};
 
+use crate::chunking::ChunkArgs;
 use crate::model::ModelArgs;
 
 /// How long apalis may take to stop once the worker's own jobs are done or abandoned.
@@ -32,14 +34,29 @@ const APALIS_SHUTDOWN: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for new jobs.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often a running job's progress is recorded; each time also tells whether the job was
+/// canceled meanwhile, which frees its place in the model's batches.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Arguments of `worker run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Jobs transcribed at the same time by this process (they share the model and device).
-    #[arg(long, env = "WARBLE_CONCURRENCY", default_value_t = 1)]
-    concurrency: usize,
+    /// Jobs in hand at once: their audio is decoded side by side and their chunks share the
+    /// model's encoder passes. Default: 4 on a CPU, 128 on a GPU.
+    #[arg(long, env = "WARBLE_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Padded audio per encoder pass, seconds (items x the longest): bounds the device memory a
+    /// pass takes, whatever the jobs. Default: 240 on a CPU, 16384 on a GPU.
+    #[arg(long, env = "WARBLE_MAX_BATCH_SECONDS")]
+    max_batch_seconds: Option<f64>,
+    /// Milliseconds the oldest waiting chunk waits for others to share its pass. Default: 5 on
+    /// a CPU, 20 on a GPU.
+    #[arg(long, env = "WARBLE_MAX_BATCH_WAIT_MS")]
+    max_batch_wait_ms: Option<u64>,
+    #[command(flatten)]
+    chunks: ChunkArgs,
     /// Seconds a stopping worker (SIGTERM, Ctrl-C) waits for its jobs to finish; a job still
     /// running then is taken again by another worker after the orphan timeout.
     #[arg(long, env = "WARBLE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -52,7 +69,10 @@ pub struct Args {
 
 /// What every job handler needs.
 struct Shared {
-    model: Parakeet,
+    /// The model, behind the queue that batches every job's chunks.
+    service: ModelService,
+    /// How long audio is cut.
+    chunking: Option<Chunking>,
     /// Decodes each job's audio in a limited child process.
     sandbox: Sandbox,
     max_audio_seconds: f64,
@@ -114,6 +134,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let (db, storage) = args.platform.connect().await?;
     let model_args = args.model.clone();
     let model = tokio::task::spawn_blocking(move || model_args.load()).await??;
+    let defaults = BatchLimits::for_device(model.device());
+    let limits = BatchLimits {
+        max_batch_secs: args.max_batch_seconds.unwrap_or(defaults.max_batch_secs),
+        max_wait: args
+            .max_batch_wait_ms
+            .map_or(defaults.max_wait, Duration::from_millis),
+    };
+    let concurrency = args
+        .concurrency
+        .unwrap_or(if model.device().is_cpu() { 4 } else { 128 })
+        .max(1);
+    let service = ModelService::start(model, limits);
     let host = hostname();
     let worker_id = format!(
         "{host}-{}-{}",
@@ -130,10 +162,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         current_job: None,
         started_at: now,
         last_seen: now,
+        device_memory: None,
     };
     workers::register(&db, &info).await?;
     let ctx: Ctx = Arc::new(Shared {
-        model,
+        service,
+        chunking: args.chunks.chunking(),
         sandbox: args.audio.sandbox(args.audio.decode_timeout_secs)?,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
         db: db.clone(),
@@ -146,7 +180,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     });
     let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
-        database = db.kind(), "worker ready");
+        database = db.kind(), concurrency, max_batch_seconds = limits.max_batch_secs,
+        max_batch_wait_ms = limits.max_wait.as_millis() as u64, "worker ready");
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(drain(
@@ -155,7 +190,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stop,
     ));
     let queue = Queue::new(&db, &args.platform.queue);
-    consume(&queue, &ctx, &args, stopping).await;
+    consume(&queue, &ctx, concurrency, stopping).await;
     heartbeat.abort();
     if let Err(err) = workers::deregister(&db, &worker_id).await {
         tracing::warn!(error = %err, "deregistering the worker");
@@ -167,11 +202,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 /// Runs apalis workers on `queue` until `stopping` turns true. apalis ends a worker whose
 /// database connection fails; a new one starts after a pause that grows while the failures go
 /// on, so an outage is waited out without a busy loop.
-async fn consume(queue: &Queue, ctx: &Ctx, args: &Args, stopping: watch::Receiver<bool>) {
+async fn consume(queue: &Queue, ctx: &Ctx, concurrency: usize, stopping: watch::Receiver<bool>) {
     let stop_requested = |mut stopping: watch::Receiver<bool>| async move {
         stopping.wait_for(|stop| *stop).await.ok();
     };
-    let concurrency = args.concurrency.max(1);
     let mut failures = 0;
     for generation in 0.. {
         let running_since = Instant::now();
@@ -225,13 +259,19 @@ async fn consume(queue: &Queue, ctx: &Ctx, args: &Args, stopping: watch::Receive
     }
 }
 
-/// Reports the worker alive, with its current jobs, every `interval`.
+/// Reports the worker alive, with its current jobs and its device's memory, every `interval`.
 async fn beat(ctx: Ctx, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
         let current = ctx.current.lock().expect("not poisoned").clone();
-        if let Err(err) = workers::beat(&ctx.db, &ctx.worker_id, &current).await {
+        let memory = warble_parakeet::memory::device_memory(ctx.service.model().device()).map(
+            |(used, total)| DeviceMemory {
+                used_bytes: used as i64,
+                total_bytes: total as i64,
+            },
+        );
+        if let Err(err) = workers::beat(&ctx.db, &ctx.worker_id, &current, memory).await {
             tracing::warn!(error = %err, "heartbeat failed");
         }
     }
@@ -421,26 +461,56 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     // The key pays for the audio decoded. (A file cut short keeps the length it declared: it
     // is failed for that, on every attempt.)
     if !warble_jobs::quota::reconcile(&ctx.db, id, &ctx.worker_id, duration).await?
-        || !job::progress(&ctx.db, id, &ctx.worker_id, 0.1).await?
+        || !job::progress(&ctx.db, id, &ctx.worker_id, DECODED, None).await?
     {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
         return Ok(());
     }
     let options = TranscribeOptions {
         decoder,
+        chunking: ctx.chunking,
         ..TranscribeOptions::default()
     };
     let inferring = Instant::now();
-    let result =
-        tokio::task::spawn_blocking(move || worker.model.transcribe(&audio.samples, &options))
-            .await
-            .map_err(|e| Failure::Transient(e.into()))?;
+    let canceled = Arc::new(AtomicBool::new(false));
+    let (report, mut reports) = watch::channel(None::<Progress>);
+    let flag = canceled.clone();
+    let mut inference = tokio::task::spawn_blocking(move || {
+        worker
+            .service
+            .transcribe(&audio.samples, &options, flag, |p| {
+                report.send_replace(Some(p));
+            })
+    });
+    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let result = loop {
+        tokio::select! {
+            done = &mut inference => break done.map_err(|e| Failure::Transient(e.into()))?,
+            _ = tick.tick() => {
+                let (fraction, eta) = estimate(*reports.borrow_and_update(), inferring.elapsed());
+                match job::progress(&ctx.db, id, &ctx.worker_id, fraction, eta).await {
+                    Ok(true) => {}
+                    // Its chunks that have not run yet give their places to other jobs.
+                    Ok(false) => canceled.store(true, Ordering::SeqCst),
+                    // Only a report was lost; the outcome is written with retries.
+                    Err(err) => tracing::warn!(job = %id, error = %err, "recording progress failed"),
+                }
+            }
+        }
+    };
     let inference_ms = inferring.elapsed().as_millis();
     let transcript = match result {
         Ok(transcript) => transcript,
-        Err(
-            warble_parakeet::Error::Unsupported(message) | warble_parakeet::Error::Config(message),
-        ) => {
+        Err(EngineError::Canceled) => {
+            tracing::info!(job = %id, "job canceled or taken over while running; stopping");
+            return Ok(());
+        }
+        Err(EngineError::ServiceStopped) => {
+            return Err(Failure::Transient(EngineError::ServiceStopped.into()));
+        }
+        Err(EngineError::Unsupported(message) | EngineError::Config(message)) => {
             return Err(permanent(ErrorCode::Unsupported, message));
         }
         Err(err) => return Err(permanent(ErrorCode::TranscriptionFailed, err.to_string())),
@@ -454,6 +524,21 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         tracing::info!(job = %id, "job canceled or taken over while running; result dropped");
     }
     Ok(())
+}
+
+/// The progress recorded once the audio is decoded; transcription takes it from there to 1.
+const DECODED: f64 = 0.1;
+
+/// The job's progress and its expected end, from the model's report so far and the time since
+/// transcription began: the pace so far, kept up.
+fn estimate(report: Option<Progress>, elapsed: Duration) -> (f64, Option<chrono::DateTime<Utc>>) {
+    let done = report.map_or(0.0, |p| p.fraction());
+    let fraction = DECODED + (1.0 - DECODED) * done;
+    let eta = (done > 0.0).then(|| {
+        let remaining = elapsed.as_secs_f64() * (1.0 - done) / done;
+        Utc::now() + chrono::Duration::milliseconds((remaining * 1000.0) as i64)
+    });
+    (fraction, eta)
 }
 
 /// The engine's transcript in the stored form.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use warble_parakeet::{DecoderKind, TranscribeOptions, Transcript, audio};
 
+use crate::chunking::ChunkArgs;
 use crate::model::ModelArgs;
 
 /// Arguments of `worker transcribe`.
@@ -17,6 +18,8 @@ pub struct Args {
     /// Decoder head: tdt, rnnt or ctc (default: the model's main head).
     #[arg(long)]
     decoder: Option<DecoderKind>,
+    #[command(flatten)]
+    chunks: ChunkArgs,
     /// Print one JSON object per file and line.
     #[arg(long)]
     json: bool,
@@ -41,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = args.model.load()?;
     let transcribe = TranscribeOptions {
         decoder: args.decoder,
+        chunking: args.chunks.chunking(),
         ..TranscribeOptions::default()
     };
     let mut stdout = std::io::stdout().lock();

@@ -605,6 +605,12 @@ pub async fn start_worker_with(api: &Api, backends: &Backends, env: &[(&str, &st
 
 /// What `worker transcribe --json` prints for `file`.
 pub fn transcribe_cli(file: &Path) -> Value {
+    transcribe_cli_with(file, &[])
+}
+
+/// What `worker transcribe --json` prints for `file`, with extra environment variables (the
+/// chunking a worker was given).
+pub fn transcribe_cli_with(file: &Path, env: &[(&str, &str)]) -> Value {
     let output = Command::new(worker_bin())
         .arg("transcribe")
         .arg("--model")
@@ -612,6 +618,7 @@ pub fn transcribe_cli(file: &Path) -> Value {
         .arg("--json")
         .arg(file)
         .env_remove("WARBLE_MODEL")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
