@@ -124,24 +124,12 @@ async fn run(args: &Args, setting: &'static str, env: &[(&str, &str)]) -> Measur
         last = Some(last.map_or(finished, |l| l.max(finished)));
     }
     let wall = (last.unwrap() - first.unwrap()).as_seconds_f64();
-    let passes: Vec<f64> = worker
-        .drain()
-        .iter()
-        .filter(|line| line.contains("encoder pass"))
-        .filter_map(|line| {
-            line.split("items=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let passes = common::pass_sizes(&worker.drain());
     Measured {
         setting,
         jobs_per_sec: ids.len() as f64 / wall,
         audio_per_sec: audio / wall,
-        mean_batch: passes.iter().sum::<f64>() / passes.len().max(1) as f64,
+        mean_batch: passes.iter().sum::<usize>() as f64 / passes.len().max(1) as f64,
     }
 }
 

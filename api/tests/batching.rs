@@ -125,19 +125,7 @@ async fn concurrent_jobs_share_passes_progress_by_chunk_and_a_canceled_one_leave
     }
 
     // Passes held several chunks of different jobs, and the worker reports its memory.
-    let passes: Vec<usize> = worker
-        .drain()
-        .iter()
-        .filter(|line| line.contains("encoder pass"))
-        .filter_map(|line| {
-            line.split("items=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let passes = common::pass_sizes(&worker.drain());
     assert!(passes.iter().any(|&items| items > 1), "{passes:?}");
     // The canceled job's chunks still waiting never ran: fewer than all chunks were encoded.
     let all_chunks = shorts.len() + 150 + 300;

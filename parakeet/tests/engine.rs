@@ -2,8 +2,10 @@
 
 mod common;
 
+use common::{fingerprint, speech_files};
+
 use warble_parakeet::checkpoint;
-use warble_parakeet::{DecoderKind, Error, LoadOptions, Parakeet, TranscribeOptions, Transcript};
+use warble_parakeet::{DecoderKind, Error, LoadOptions, Parakeet, TranscribeOptions};
 
 fn hybrid() -> Parakeet {
     Parakeet::load(
@@ -11,34 +13,6 @@ fn hybrid() -> Parakeet {
         &LoadOptions::default(),
     )
     .unwrap()
-}
-
-fn speech_files() -> Vec<Vec<f32>> {
-    [
-        "tts_us_m6",
-        "tts_en_f5",
-        "tts_rp_m7",
-        "tts_us_f5_fast",
-        "alsa_noise",
-    ]
-    .iter()
-    .map(|stem| {
-        warble_parakeet::audio::decode_file(&common::fixture(&format!("audio/{stem}.wav")))
-            .unwrap()
-            .samples
-    })
-    .collect()
-}
-
-/// Token ids and word timings, the parts that must not depend on batching.
-fn fingerprint(t: &Transcript) -> (Vec<u32>, Vec<(String, f64, f64)>) {
-    (
-        t.token_ids(),
-        t.words
-            .iter()
-            .map(|w| (w.word.clone(), w.start, w.end))
-            .collect(),
-    )
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::fingerprint;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,20 +26,7 @@ fn load(name: &str) -> Parakeet {
 
 /// Short files, cuts of them, and the minute-long recording: lengths from 0.3 s to 60 s.
 fn mix() -> Vec<Vec<f32>> {
-    let mut files: Vec<Vec<f32>> = [
-        "tts_us_m6",
-        "tts_en_f5",
-        "tts_rp_m7",
-        "tts_us_f5_fast",
-        "alsa_noise",
-    ]
-    .iter()
-    .map(|stem| {
-        warble_parakeet::audio::decode_file(&common::fixture(&format!("audio/{stem}.wav")))
-            .unwrap()
-            .samples
-    })
-    .collect();
+    let mut files = common::speech_files();
     files.push(files[0][..4800].to_vec());
     files.push(files[2][8000..40_000].to_vec());
     files.push(common::long_recording());
@@ -54,17 +43,6 @@ fn chunked(decoder: DecoderKind) -> TranscribeOptions {
         }),
         ..TranscribeOptions::default()
     }
-}
-
-/// Token ids and word timings, the parts that must not depend on batching.
-fn fingerprint(t: &Transcript) -> (Vec<u32>, Vec<(String, f64, f64)>) {
-    (
-        t.token_ids(),
-        t.words
-            .iter()
-            .map(|w| (w.word.clone(), w.start, w.end))
-            .collect(),
-    )
 }
 
 /// Every file through the service from its own thread at once.

@@ -712,3 +712,20 @@ impl Proxy {
         self.up.send_replace(true);
     }
 }
+
+/// The number of chunks in each encoder pass a worker logged (its `warble_parakeet=debug`
+/// lines "encoder pass items=N").
+pub fn pass_sizes(lines: &[String]) -> Vec<usize> {
+    lines
+        .iter()
+        .filter(|line| line.contains("encoder pass"))
+        .filter_map(|line| {
+            line.split("items=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}

@@ -89,3 +89,32 @@ pub fn long_recording() -> Vec<f32> {
     }
     samples
 }
+
+/// The five short speech recordings (the noisy one last), as 16 kHz samples.
+pub fn speech_files() -> Vec<Vec<f32>> {
+    [
+        "tts_us_m6",
+        "tts_en_f5",
+        "tts_rp_m7",
+        "tts_us_f5_fast",
+        "alsa_noise",
+    ]
+    .iter()
+    .map(|stem| {
+        warble_parakeet::audio::decode_file(&fixture(&format!("audio/{stem}.wav")))
+            .unwrap()
+            .samples
+    })
+    .collect()
+}
+
+/// Token ids and word timings, the parts of a transcript that must not depend on batching.
+pub fn fingerprint(t: &warble_parakeet::Transcript) -> (Vec<u32>, Vec<(String, f64, f64)>) {
+    (
+        t.token_ids(),
+        t.words
+            .iter()
+            .map(|w| (w.word.clone(), w.start, w.end))
+            .collect(),
+    )
+}
