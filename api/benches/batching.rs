@@ -18,6 +18,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+// Only its CPU description is used here.
+#[allow(dead_code)]
 #[path = "../../tools/bench/host.rs"]
 mod host;
 #[path = "../../tools/bench/section.rs"]
