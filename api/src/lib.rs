@@ -42,7 +42,8 @@ pub use sweeper::spawn_sweeper;
         routes::webhooks::update, routes::webhooks::delete, routes::webhooks::rotate,
         routes::webhooks::rotate_tenant_secret, routes::webhooks::endpoint_deliveries,
         routes::webhooks::all_deliveries, routes::webhooks::retry, routes::audit::list, routes::workers::list, routes::health::health,
-        routes::health::ready,
+        routes::health::ready, routes::openai::transcribe, routes::openai::translate,
+        routes::openai::list_models, routes::openai::retrieve_model,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
@@ -55,6 +56,7 @@ pub use sweeper::spawn_sweeper;
         (name = "auth", description = "Short-lived tokens"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
+        (name = "openai", description = "OpenAI-compatible transcription: the form, formats, streaming and error shape of OpenAI's audio API, served by jobs"),
     )
 )]
 pub struct ApiDoc;
@@ -100,6 +102,27 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(routes::jobs::submit).get(routes::jobs::list),
         )
         .layer(DefaultBodyLimit::max(body_limit));
+    // OpenAI's routes answer errors in OpenAI's shape, including the key's and the rate
+    // limiter's (the layer is outside `require_key`).
+    let openai = Router::new()
+        .route(
+            "/v1/audio/transcriptions",
+            axum::routing::post(routes::openai::transcribe),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route(
+            "/v1/audio/translations",
+            axum::routing::post(routes::openai::translate),
+        )
+        .route("/v1/models", get(routes::openai::list_models))
+        .route("/v1/models/{model}", get(routes::openai::retrieve_model))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(middleware::map_response(
+            routes::openai::error::openai_errors,
+        ));
     // Everything here needs a key; the probes and the docs below do not.
     let protected = Router::new()
         .merge(jobs)
@@ -172,6 +195,7 @@ pub fn app(state: AppState) -> Router {
         ));
     let router = Router::new()
         .merge(protected)
+        .merge(openai)
         .merge(docs)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))

@@ -99,6 +99,11 @@ struct ServeArgs {
     /// Lifetime of a token, seconds.
     #[arg(long, env = "WARBLE_JWT_TTL_SECS", default_value_t = 900)]
     jwt_ttl_secs: u64,
+    /// Seconds `POST /v1/audio/transcriptions` (the OpenAI-compatible route) waits for its job
+    /// before answering `transcription_timeout`; the job goes on. Keep it under the clients'
+    /// own timeout (the OpenAI SDKs': 600 s), or they retry.
+    #[arg(long, env = "WARBLE_OPENAI_WAIT_SECS", default_value_t = 300)]
+    openai_wait_secs: u64,
     /// Requests per minute per key (a token counts as its key).
     #[arg(long, env = "WARBLE_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
     rate_limit_per_minute: u32,
@@ -272,6 +277,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
+        openai_wait: std::time::Duration::from_secs(args.openai_wait_secs),
     };
     // Background tasks stop when the server does: the sweeper between sweeps, the dispatcher
     // once its attempts in flight are recorded.

@@ -34,4 +34,7 @@ pub struct AppState {
     pub sandbox: Sandbox,
     /// A worker silent for longer is considered gone (the queue's orphan timeout).
     pub worker_timeout: chrono::TimeDelta,
+    /// How long `POST /v1/audio/transcriptions` waits for its job before answering
+    /// `transcription_timeout` (`WARBLE_OPENAI_WAIT_SECS`).
+    pub openai_wait: std::time::Duration,
 }

@@ -67,6 +67,10 @@ error_codes! {
     DuplicateFile = "duplicate_file", Some(400), "The form has more than one `file` part.";
     InvalidDecoder = "invalid_decoder", Some(400), "`decoder` is not one of tdt, rnnt, ctc.";
     InvalidMetadata = "invalid_metadata", Some(400), "`metadata` is not a JSON object.";
+    InvalidResponseFormat = "invalid_response_format", Some(400), "`response_format` of `POST /v1/audio/transcriptions` is not one of json, text, srt, vtt, verbose_json.";
+    InvalidTimestampGranularity = "invalid_timestamp_granularity", Some(400), "`timestamp_granularities[]` is not `word` or `segment`.";
+    InvalidParameter = "invalid_parameter", Some(400), "A parameter of the OpenAI-compatible routes is out of range (`temperature`, `stream`).";
+    TranslationNotSupported = "translation_not_supported", Some(400), "`POST /v1/audio/translations`: Parakeet transcribes; it does not translate.";
     InvalidIdempotencyKey = "invalid_idempotency_key", Some(400), "`Idempotency-Key` is not 1 to 255 visible ASCII characters.";
     KeyRequired = "key_required", Some(400), "Only a key, not a token, can be exchanged for a token.";
     // Who is calling.
@@ -74,9 +78,10 @@ error_codes! {
     Forbidden = "forbidden", Some(403), "The route needs an admin key.";
     // What it names.
     NotFound = "not_found", Some(404), "No such route, or no such job, key, webhook or delivery in the caller's tenant.";
+    ModelNotFound = "model_not_found", Some(404), "`model` is neither a model the live workers serve (`GET /v1/models`) nor one of its aliases.";
     MethodNotAllowed = "method_not_allowed", Some(405), "The route does not take this method (see `Allow`).";
     TranscriptNotReady = "transcript_not_ready", Some(409), "The job is queued or running: poll it until it succeeds.";
-    NoTranscript = "no_transcript", Some(409), "The job failed or was canceled: it has no transcript.";
+    NoTranscript = "no_transcript", Some(409), "The job failed or was canceled: it has no transcript (on `POST /v1/audio/transcriptions`, the message gives the job's error).";
     TranscriptUnreadable = "transcript_unreadable", Some(409), "The stored transcript cannot be read.";
     JobFinished = "job_finished", Some(409), "The job already succeeded or failed: only a queued or running job can be canceled.";
     OwnKey = "own_key", Some(409), "An admin cannot revoke the key it calls with.";
@@ -97,6 +102,7 @@ error_codes! {
     Internal = "internal", Some(500), "A fault on the server; the body's `request_id` matches the logs.";
     DatabaseUnavailable = "database_unavailable", Some(503), "The database cannot be reached; retry after `Retry-After`.";
     StorageUnavailable = "storage_unavailable", Some(503), "Object storage cannot be reached; retry after `Retry-After`.";
+    TranscriptionTimeout = "transcription_timeout", Some(504), "`POST /v1/audio/transcriptions` waited `WARBLE_OPENAI_WAIT_SECS` without the job finishing; the job goes on (its id is in the message: poll `/v1/jobs/{id}`).";
     // Why a job failed (`job.error.code`).
     AudioDecodeFailed = "audio_decode_failed", None, "The job's audio could not be decoded, or holds less (or more) audio than measured at upload.";
     AudioMissing = "audio_missing", None, "The job's audio is no longer in storage.";

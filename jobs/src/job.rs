@@ -510,6 +510,20 @@ pub async fn progress(
     Ok(done == 1)
 }
 
+/// Whether this worker still holds the running job: the read-only form of [`progress`]'s
+/// answer, for when there is no news to record.
+pub async fn held(db: &Database, id: &str, worker_id: &str) -> Result<bool, DbError> {
+    let held = with_pool!(db, pool => {
+        sqlx::query("SELECT 1 FROM warble_jobs WHERE id = $1 AND worker_id = $2 AND status = 'running'")
+            .bind(id)
+            .bind(worker_id)
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+    });
+    Ok(held)
+}
+
 /// Stores the result, if this worker still holds the running job. `false` means another
 /// outcome won (canceled, or another worker took over) and this result is dropped.
 pub async fn succeed(

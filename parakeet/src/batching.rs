@@ -16,6 +16,14 @@ pub struct Candidate {
     pub window: AttentionWindow,
 }
 
+/// What a pass of items with these lengths costs once padded: `count x longest` frames.
+pub fn padded_frames(frames: impl IntoIterator<Item = usize>) -> usize {
+    let (count, longest) = frames
+        .into_iter()
+        .fold((0, 0), |(count, longest), f| (count + 1, longest.max(f)));
+    count * longest
+}
+
 /// The items of the next pass, as indices into `waiting` (oldest first). The first item always
 /// goes, alone if it is over the budget; the others join nearest in length first while
 /// `count x longest <= budget_frames`.

@@ -321,14 +321,14 @@ impl Parakeet {
             if members.is_empty() {
                 continue;
             }
-            let index = Tensor::from_vec(
-                members.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                members.len(),
-                &self.device,
-            )?;
             let encoded = if members.len() == items.len() {
                 encoded.clone()
             } else {
+                let index = Tensor::from_vec(
+                    members.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    members.len(),
+                    &self.device,
+                )?;
                 encoded.index_select(&index, 0)?
             };
             let member_lengths: Vec<usize> = members.iter().map(|&i| lengths[i]).collect();

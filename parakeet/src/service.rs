@@ -233,12 +233,7 @@ fn serve(model: &Parakeet, queue: &Receiver<Item>, limits: BatchLimits, counters
         // Company for the oldest chunk: whatever is queued already, then what arrives before
         // its wait is over, unless the pass is full already.
         while open {
-            let padded = waiting.len()
-                * waiting
-                    .iter()
-                    .map(|(_, i)| i.features().frames)
-                    .max()
-                    .unwrap_or(0);
+            let padded = batching::padded_frames(waiting.iter().map(|(_, i)| i.features().frames));
             let waited = waiting[0].0.elapsed();
             let next = if padded >= budget || waited >= limits.max_wait {
                 queue.try_recv().map_err(|e| match e {
@@ -272,23 +267,19 @@ fn serve(model: &Parakeet, queue: &Receiver<Item>, limits: BatchLimits, counters
             pass.push(waiting.remove(k).1);
         }
         pass.reverse();
-        let frames: Vec<usize> = pass.iter().map(|item| item.features().frames).collect();
+        let frames = pass.iter().map(|item| item.features().frames);
+        let padded = batching::padded_frames(frames.clone());
         counters.passes.fetch_add(1, Ordering::Relaxed);
         counters
             .items
             .fetch_add(pass.len() as u64, Ordering::Relaxed);
         counters
             .frames
-            .fetch_add(frames.iter().sum::<usize>() as u64, Ordering::Relaxed);
-        counters.padded_frames.fetch_add(
-            (frames.len() * frames.iter().max().copied().unwrap_or(0)) as u64,
-            Ordering::Relaxed,
-        );
-        tracing::debug!(
-            items = pass.len(),
-            padded_frames = frames.len() * frames.iter().max().copied().unwrap_or(0),
-            "encoder pass"
-        );
+            .fetch_add(frames.sum::<usize>() as u64, Ordering::Relaxed);
+        counters
+            .padded_frames
+            .fetch_add(padded as u64, Ordering::Relaxed);
+        tracing::debug!(items = pass.len(), padded_frames = padded, "encoder pass");
         run(model, pass);
     }
 }

@@ -34,8 +34,8 @@ const APALIS_SHUTDOWN: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for new jobs.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How often a running job's progress is recorded; each time also tells whether the job was
-/// canceled meanwhile, which frees its place in the model's batches.
+/// How often a running job's progress is recorded (when it moved); each time also tells
+/// whether the job was canceled meanwhile, which frees its place in the model's batches.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Arguments of `worker run`.
@@ -489,8 +489,16 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         tokio::select! {
             done = &mut inference => break done.map_err(|e| Failure::Transient(e.into()))?,
             _ = tick.tick() => {
-                let (fraction, eta) = estimate(*reports.borrow_and_update(), inferring.elapsed());
-                match job::progress(&ctx.db, id, &ctx.worker_id, fraction, eta).await {
+                // Progress is written when there is news; otherwise a read tells whether the
+                // job is still ours, so a worker with many jobs in hand writes little.
+                let held = if reports.has_changed().unwrap_or(false) {
+                    let (fraction, eta) =
+                        estimate(*reports.borrow_and_update(), inferring.elapsed());
+                    job::progress(&ctx.db, id, &ctx.worker_id, fraction, eta).await
+                } else {
+                    job::held(&ctx.db, id, &ctx.worker_id).await
+                };
+                match held {
                     Ok(true) => {}
                     // Its chunks that have not run yet give their places to other jobs.
                     Ok(false) => canceled.store(true, Ordering::SeqCst),

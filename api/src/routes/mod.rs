@@ -4,6 +4,7 @@ pub mod audit;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod openai;
 pub mod page;
 pub mod token;
 pub mod usage;

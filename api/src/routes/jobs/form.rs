@@ -30,27 +30,44 @@ pub struct Intake<'a> {
     pub audio_key: &'a str,
 }
 
+/// The fields of a submission form besides its file: each route's own.
+pub trait Fields: Default {
+    /// The names taken, for the error on an unknown one (`file` is always taken).
+    const NAMES: &'static str;
+
+    /// Takes the field `name`; `Ok(false)` if the route has no such field.
+    async fn take(
+        &mut self,
+        intake: &Intake<'_>,
+        name: &str,
+        field: &mut Field<'_>,
+    ) -> Result<bool, ApiError>;
+
+    /// What the job is to do besides transcribing.
+    fn job_options(&self) -> JobOptions;
+}
+
 /// A submission as read: the file, on its way into storage, and the other fields, checked.
-#[derive(Default)]
-pub struct Submission {
+pub struct Submission<F> {
     /// The `file` part, received and not yet checked or committed (`None`: the form had none).
     pub file: Option<Incoming>,
-    /// `decoder`.
-    pub decoder: Option<String>,
-    /// `callback_url`, checked.
-    pub callback_url: Option<String>,
-    /// `metadata`, a JSON object.
-    pub metadata: Option<serde_json::Value>,
     /// The file part's name, cleaned for display.
     pub filename: Option<String>,
     /// The file part's declared type, as the client sent it.
     pub content_type: Option<String>,
+    /// The route's other fields.
+    pub fields: F,
 }
 
-impl Submission {
+impl<F: Fields> Submission<F> {
     /// Reads the whole form. On a refusal the part of the file already stored is removed.
     pub async fn read(intake: &Intake<'_>, multipart: &mut Multipart) -> Result<Self, ApiError> {
-        let mut form = Self::default();
+        let mut form = Self {
+            file: None,
+            filename: None,
+            content_type: None,
+            fields: F::default(),
+        };
         let read = async {
             while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
                 form.take(intake, &mut field).await?;
@@ -69,36 +86,69 @@ impl Submission {
         }
     }
 
-    /// Takes one field. An empty text field is one left blank in a form: not given.
+    /// Takes one field: the file here, the others by the route's [`Fields`].
     async fn take(&mut self, intake: &Intake<'_>, field: &mut Field<'_>) -> Result<(), ApiError> {
-        match field.name().unwrap_or_default() {
-            "file" => {
-                if self.file.is_some() {
-                    return Err(ApiError::new(
-                        ErrorCode::DuplicateFile,
-                        "send one `file` part",
-                    ));
-                }
-                self.filename = field.file_name().and_then(filename::sanitize);
-                self.content_type = field.content_type().map(str::to_string);
-                let extension = self.filename.as_deref().and_then(filename::extension);
-                let file = self.file.insert(
-                    Incoming::start(
-                        intake.state,
-                        intake.audio_key,
-                        extension.as_deref(),
-                        self.content_type.as_deref(),
-                    )
-                    .await?,
-                );
-                while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                    file.write(&chunk, intake.limit).await?;
-                }
-            }
+        let name = field.name().unwrap_or_default().to_string();
+        if name != "file" {
+            return match self.fields.take(intake, &name, field).await? {
+                true => Ok(()),
+                false => Err(ApiError::new(
+                    ErrorCode::UnknownField,
+                    format!("unknown form field {name:?}; expected file, {}", F::NAMES),
+                )),
+            };
+        }
+        if self.file.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::DuplicateFile,
+                "send one `file` part",
+            ));
+        }
+        self.filename = field.file_name().and_then(filename::sanitize);
+        self.content_type = field.content_type().map(str::to_string);
+        let extension = self.filename.as_deref().and_then(filename::extension);
+        let file = self.file.insert(
+            Incoming::start(
+                intake.state,
+                intake.audio_key,
+                extension.as_deref(),
+                self.content_type.as_deref(),
+            )
+            .await?,
+        );
+        while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+            file.write(&chunk, intake.limit).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The options of `POST /v1/jobs` besides its file. An empty text field is one left blank in a
+/// form: not given.
+#[derive(Debug, Default)]
+pub struct JobOptions {
+    /// `decoder`.
+    pub decoder: Option<String>,
+    /// `callback_url`, checked.
+    pub callback_url: Option<String>,
+    /// `metadata`, a JSON object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl Fields for JobOptions {
+    const NAMES: &'static str = "decoder, metadata, callback_url";
+
+    async fn take(
+        &mut self,
+        intake: &Intake<'_>,
+        name: &str,
+        field: &mut Field<'_>,
+    ) -> Result<bool, ApiError> {
+        match name {
             "decoder" => {
                 let value = small_text(field, 64).await?;
                 if value.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
                 if !DECODERS.contains(&value.as_str()) {
                     return Err(ApiError::new(
@@ -111,7 +161,7 @@ impl Submission {
             "callback_url" => {
                 let value = small_text(field, destination::MAX_URL_LEN + 1).await?;
                 if value.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
                 let url = destination::check_url(&value, intake.state.webhook_allow_private)
                     .map_err(|err| ApiError::new(ErrorCode::InvalidCallbackUrl, err.to_string()))?;
@@ -127,7 +177,7 @@ impl Submission {
             "metadata" => {
                 let value = small_text(field, MAX_METADATA_BYTES).await?;
                 if value.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
                 match serde_json::from_str::<serde_json::Value>(&value) {
                     Ok(object @ serde_json::Value::Object(_)) => self.metadata = Some(object),
@@ -139,17 +189,17 @@ impl Submission {
                     }
                 }
             }
-            other => {
-                return Err(ApiError::new(
-                    ErrorCode::UnknownField,
-                    format!(
-                        "unknown form field {other:?}; expected file, decoder, metadata, \
-                         callback_url"
-                    ),
-                ));
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
+    }
+
+    fn job_options(&self) -> JobOptions {
+        JobOptions {
+            decoder: self.decoder.clone(),
+            callback_url: self.callback_url.clone(),
+            metadata: self.metadata.clone(),
+        }
     }
 }
 
@@ -165,7 +215,7 @@ fn bad_form(err: MultipartError) -> ApiError {
 }
 
 /// A text field of at most `limit` bytes.
-async fn small_text(field: &mut Field<'_>, limit: usize) -> Result<String, ApiError> {
+pub async fn small_text(field: &mut Field<'_>, limit: usize) -> Result<String, ApiError> {
     let name = field.name().unwrap_or_default().to_string();
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(bad_form)? {

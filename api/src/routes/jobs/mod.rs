@@ -4,7 +4,10 @@
 mod form;
 mod submit;
 
+pub(crate) use form::{Fields, Intake, JobOptions, small_text};
+pub use submit::Refusal;
 pub use submit::{__path_submit, FORM_OVERHEAD, submit};
+pub(crate) use submit::{idempotency_key, intake};
 
 use crate::keys::Caller;
 use axum::extract::{Path, Query, State};
@@ -84,9 +87,24 @@ pub async fn transcript(
     let (status, text) = job::transcript(&state.db, &id, caller.scope())
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
+    let transcript = stored_transcript(&id, status, text)?;
+    Ok((
+        [(header::CONTENT_TYPE, query.format.content_type())],
+        transcript.render(query.format),
+    )
+        .into_response())
+}
+
+/// A job's transcript from its status and stored JSON ([`job::transcript`]), or why it has
+/// none.
+pub(crate) fn stored_transcript(
+    id: &str,
+    status: JobStatus,
+    text: Option<String>,
+) -> Result<Transcript, ApiError> {
     // Only a succeeded job ever had a transcript, so only its can be gone; waiting helps only
     // a job that has not finished.
-    let transcript = match (status, text) {
+    let text = match (status, text) {
         (JobStatus::Succeeded, Some(text)) => text,
         (JobStatus::Succeeded, None) => {
             return Err(ApiError::new(ErrorCode::Gone, "the transcript was deleted"));
@@ -110,18 +128,13 @@ pub async fn transcript(
             ));
         }
     };
-    let transcript: Transcript = serde_json::from_str(&transcript).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         tracing::error!(job = %id, error = %e, "stored transcript does not parse");
         ApiError::new(
             ErrorCode::TranscriptUnreadable,
             "the stored transcript cannot be read",
         )
-    })?;
-    Ok((
-        [(header::CONTENT_TYPE, query.format.content_type())],
-        transcript.render(query.format),
-    )
-        .into_response())
+    })
 }
 
 /// Query of the list route.

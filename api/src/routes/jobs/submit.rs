@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use warble_jobs::job::{self, Inserted, Job, NewJob};
 use warble_jobs::quota;
 
-use super::form::{Intake, MAX_METADATA_BYTES, Submission};
+use super::form::{Fields, Intake, JobOptions, MAX_METADATA_BYTES, Submission};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 use crate::upload::UploadLimit;
@@ -76,12 +76,10 @@ pub async fn submit(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let mut multipart =
         multipart.map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, e.body_text()))?;
-    // Idempotency keys are the client's own: scoped to its tenant, so that two tenants' keys
-    // never meet.
-    let idempotency_key = idempotency_key(&headers)?.map(|key| format!("{}/{key}", caller.tenant));
+    let idempotency_key = idempotency_key(&headers, &caller)?;
     if let Some(key) = &idempotency_key
         && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
     {
@@ -90,45 +88,59 @@ pub async fn submit(
         discard(&mut multipart, state.max_upload_bytes).await;
         return Ok(accepted(&existing.job, true));
     }
+    let (job, replayed, _) =
+        intake::<JobOptions>(&state, &caller, &headers, multipart, idempotency_key).await?;
+    Ok(accepted(&job, replayed))
+}
+
+/// A submission form read, its file stored and checked, and its job recorded and queued: the
+/// job, whether it is a replay (the same idempotency key made it before), and the form's
+/// other fields. The refusals made before the form is read answer at once, closing the
+/// connection ([`ApiError::closing`]): they are the `Err(Response)`.
+pub(crate) async fn intake<F: Fields>(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    mut multipart: Multipart,
+    idempotency_key: Option<String>,
+) -> Result<(Job, bool, F), Refusal> {
     // Refused before reading: no point receiving what cannot be kept.
-    let (quotas, limit) = match admit(&state, &caller, &headers).await {
+    let (quotas, limit) = match admit(state, caller, headers).await {
         Ok(admitted) => admitted,
         Err(err) => {
             // A small upload is read to its end, so the client gets the answer rather than a
             // broken pipe; a large one is cut off (curl and browsers send
             // `Expect: 100-continue` and never start it).
             discard(&mut multipart, crate::auth::DRAIN_BYTES).await;
-            return Ok(err.closing());
+            return Err(Refusal::Early(err.closing()));
         }
     };
     let id = Ulid::generate();
     let audio_key = job::audio_key(id);
     let intake = Intake {
-        state: &state,
+        state,
         tenant: &caller.tenant,
         limit,
         audio_key: &audio_key,
     };
-    let mut form = match Submission::read(&intake, &mut multipart).await {
+    let mut form = match Submission::<F>::read(&intake, &mut multipart).await {
         Ok(form) => form,
         Err(err) => {
             // Read on (up to the upload limit) so that a client still sending gets the error
             // instead of a reset connection.
             discard(&mut multipart, state.max_upload_bytes).await;
-            return Err(err);
+            return Err(err.into());
         }
     };
     let Some(incoming) = form.file.take() else {
-        return Err(ApiError::new(
-            ErrorCode::MissingFile,
-            "the form has no `file` part",
-        ));
+        return Err(ApiError::new(ErrorCode::MissingFile, "the form has no `file` part").into());
     };
-    let (stored, probe) = incoming.finish(&state).await?;
+    let (stored, probe) = incoming.finish(state).await?;
+    let options = form.fields.job_options();
     let new = NewJob {
         id,
-        decoder: form.decoder,
-        metadata: form.metadata,
+        decoder: options.decoder,
+        metadata: options.metadata,
         filename: form.filename,
         content_type: form.content_type,
         audio_key: audio_key.clone(),
@@ -136,28 +148,59 @@ pub async fn submit(
         audio_bytes: stored.bytes,
         duration: Some(probe.duration_secs),
         idempotency_key,
-        callback_url: form.callback_url,
+        callback_url: options.callback_url,
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
         quotas,
     };
-    let inserted = match job::insert(&state.db, &new).await {
+    let (job, replayed) = record(state, &new).await?;
+    Ok((job, replayed, form.fields))
+}
+
+/// Why a submission took no job.
+pub enum Refusal {
+    /// Refused before the form was read: the response, which closes the connection.
+    Early(Response),
+    /// Refused while or after reading it.
+    Error(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for Refusal {
+    fn from(err: E) -> Self {
+        Self::Error(err.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Early(response) => response,
+            Self::Error(err) => err.into_response(),
+        }
+    }
+}
+
+/// Records `new` (charged to its key's quotas in the same transaction) and queues it: the job
+/// and whether an earlier request with the same idempotency key made it instead. A refusal
+/// removes the job's stored audio, so nothing is left behind.
+pub(crate) async fn record(state: &AppState, new: &NewJob) -> Result<(Job, bool), ApiError> {
+    let inserted = match job::insert(&state.db, new).await {
         Ok(inserted) => inserted,
         Err(err) => {
             // Nothing refers to the audio: do not leave it behind.
-            state.storage.delete(&audio_key).await.ok();
+            state.storage.delete(&new.audio_key).await.ok();
             return Err(err.into());
         }
     };
     match inserted {
         Inserted::OverQuota(exceeded) => {
-            state.storage.delete(&audio_key).await?;
+            state.storage.delete(&new.audio_key).await?;
             Err(ApiError::Quota(exceeded))
         }
         Inserted::Existing(existing) => {
             // A concurrent request with the same key won; ours is a duplicate.
-            state.storage.delete(&audio_key).await?;
-            Ok(accepted(&existing.job, true))
+            state.storage.delete(&new.audio_key).await?;
+            Ok((existing.job, true))
         }
         Inserted::Created(created) => {
             // The job is recorded, so the client gets it whatever happens next: if the queue
@@ -173,14 +216,14 @@ pub async fn submit(
                 Err(err) => tracing::warn!(job = %created.job.id, error = %err, "enqueue deferred"),
             }
             tracing::info!(job = %created.job.id, bytes = created.job.audio_bytes, "job submitted");
-            Ok(accepted(&created.job, false))
+            Ok((created.job, false))
         }
     }
 }
 
 /// The checks made before an upload is read: its declared size against the server's limit and
 /// the key's upload quota, and the key's other quotas as they stand.
-async fn admit(
+pub(crate) async fn admit(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
@@ -202,7 +245,12 @@ async fn admit(
     Ok((quotas, limit))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The request's `Idempotency-Key`, scoped to the caller's tenant so that two tenants' keys
+/// never meet.
+pub(crate) fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -210,7 +258,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.chars().all(|c| c.is_ascii_graphic())
     });
     match key {
-        Some(key) => Ok(Some(key.to_string())),
+        Some(key) => Ok(Some(format!("{}/{key}", caller.tenant))),
         None => Err(ApiError::new(
             ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
@@ -219,7 +267,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Reads and drops the rest of a form, up to about `limit` bytes.
-async fn discard(multipart: &mut Multipart, limit: u64) {
+pub(crate) async fn discard(multipart: &mut Multipart, limit: u64) {
     let mut read = 0u64;
     while let Ok(Some(mut field)) = multipart.next_field().await {
         while let Ok(Some(chunk)) = field.chunk().await {
