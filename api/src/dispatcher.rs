@@ -68,11 +68,12 @@ pub struct Dispatcher {
     timeout: Duration,
     schedule: Vec<Duration>,
     poll: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Dispatcher {
-    /// A dispatcher on `db` with `args`.
-    pub fn new(db: Database, args: &WebhookArgs) -> Self {
+    /// A dispatcher on `db` with `args`, counting its attempts in `metrics`.
+    pub fn new(db: Database, args: &WebhookArgs, metrics: Arc<crate::metrics::Metrics>) -> Self {
         let timeout = Duration::from_secs_f64(args.webhook_timeout_secs.max(0.1));
         Self {
             client: destination::client(args.webhook_allow_private, timeout),
@@ -85,6 +86,7 @@ impl Dispatcher {
                 .map(|s| Duration::from_secs_f64(s.max(0.0)))
                 .collect(),
             poll: Duration::from_millis(args.webhook_poll_ms.max(10)),
+            metrics,
         }
     }
 
@@ -155,7 +157,7 @@ impl Dispatcher {
         };
         log(&outcome);
         match outbox::record(&self.db, &claimed, &outcome).await {
-            Ok(true) => {}
+            Ok(true) => self.metrics.webhook_attempt(&outcome),
             // The row is no longer ours: this attempt outlived its lease (a stalled database)
             // and another dispatcher's record is the one that counts, or its endpoint was
             // deleted or disabled meanwhile and the row already failed with it.

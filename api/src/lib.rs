@@ -9,6 +9,7 @@ pub mod error;
 pub mod hardening;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -199,6 +200,11 @@ pub fn app(state: AppState) -> Router {
         .merge(docs)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        // Counted by route pattern, so only matched routes (the fallback's 404s are not).
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .fallback(|| async { error::error_response(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             error::error_response(

@@ -88,6 +88,8 @@ struct ServeArgs {
     quotas: QuotaArgs,
     #[command(flatten)]
     webhooks: warble_api::dispatcher::WebhookArgs,
+    #[command(flatten)]
+    metrics: warble_jobs::metrics::MetricsArgs,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -278,6 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sandbox: args.audio.sandbox(args.audio.probe_timeout_secs)?,
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
         openai_wait: std::time::Duration::from_secs(args.openai_wait_secs),
+        metrics: warble_api::metrics::Metrics::new(),
     };
     // Background tasks stop when the server does: the sweeper between sweeps, the dispatcher
     // once its attempts in flight are recorded.
@@ -286,13 +289,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.webhooks.webhook_allow_private {
         tracing::warn!("WARBLE_WEBHOOK_ALLOW_PRIVATE is set: webhooks may reach private networks");
     }
-    let dispatcher = warble_api::dispatcher::Dispatcher::new(state.db.clone(), &args.webhooks)
-        .spawn(shutdown.clone());
+    let dispatcher = warble_api::dispatcher::Dispatcher::new(
+        state.db.clone(),
+        &args.webhooks,
+        state.metrics.clone(),
+    )
+    .spawn(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     // Tests and scripts read the bound address from this line (`--listen 127.0.0.1:0`).
     tracing::info!(address = %listener.local_addr()?, "listening");
+    if let Some(listen) = args.metrics.metrics_listen {
+        let (metrics, db, worker_timeout) = (
+            state.metrics.clone(),
+            state.db.clone(),
+            state.worker_timeout,
+        );
+        let render = move || {
+            let (metrics, db) = (metrics.clone(), db.clone());
+            async move {
+                metrics
+                    .render(&db, worker_timeout)
+                    .await
+                    .inspect_err(
+                        |err| tracing::warn!(error = %err, "metrics: reading the database"),
+                    )
+                    .ok()
+            }
+        };
+        let listener = warble_jobs::metrics::bind(listen)
+            .await
+            .with_context(|| format!("binding the metrics address {listen}"))?;
+        tokio::spawn(warble_jobs::metrics::serve(listener, render));
+    }
     let app = warble_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -37,4 +37,6 @@ pub struct AppState {
     /// How long `POST /v1/audio/transcriptions` waits for its job before answering
     /// `transcription_timeout` (`WARBLE_OPENAI_WAIT_SECS`).
     pub openai_wait: std::time::Duration,
+    /// Prometheus metrics, served on `WARBLE_METRICS_LISTEN`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }

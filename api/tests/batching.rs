@@ -13,11 +13,13 @@ use serde_json::Value;
 
 /// Small chunks and passes, so that a minute and a half of audio is many chunks and passes
 /// hold several of them.
-const WORKER_ENV: [(&str, &str); 5] = [
+const WORKER_ENV: [(&str, &str); 6] = [
     ("WARBLE_CONCURRENCY", "8"),
     ("WARBLE_CHUNK_SECONDS", "6"),
     ("WARBLE_CHUNK_OVERLAP_SECONDS", "2"),
     ("WARBLE_MAX_BATCH_SECONDS", "40"),
+    // Progress written often enough to see it move however fast the machine.
+    ("WARBLE_PROGRESS_INTERVAL_MS", "100"),
     ("WARBLE_LOG", "info,warble_parakeet=debug"),
 ];
 

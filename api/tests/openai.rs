@@ -7,29 +7,13 @@
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Api, Backends, fixture, make_key_with, start_worker};
 use serde_json::{Value, json};
 
 const AUDIO: &str = "audio/tts_us_m6.wav";
-
-/// The tools' Python, with the SDK (`scripts/test` installs it).
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("WARBLE_TOOLS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/tools-venv/bin/python"));
-    let usable = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !usable {
-        common::prerequisite::missing("the openai Python package", "pip install openai==3.57.0");
-    }
-    python
-}
 
 /// The model id `GET /v1/models` shows for the fixture model: its file's stem.
 fn model_id() -> String {
@@ -61,19 +45,17 @@ async fn sdk_against(backends: Backends, _dir: &Path) {
     )
     .await;
     let file = fixture(AUDIO);
-    let out = std::process::Command::new(python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/openai/client.py"))
-        .args([&api.base, common::ADMIN_KEY])
-        .arg(&file)
-        .args([&model_id(), &limited])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let python = common::tools_python("openai", "pip install openai==3.57.0");
+    let (model, admin) = (model_id(), common::ADMIN_KEY.to_string());
+    let args: Vec<&std::ffi::OsStr> = vec![
+        api.base.as_ref(),
+        admin.as_ref(),
+        file.as_os_str(),
+        model.as_ref(),
+        limited.as_ref(),
+    ];
+    let out = common::run_tool(&python, "openai/client.py", &args, b"");
+    let sdk: Value = serde_json::from_slice(&out).unwrap();
 
     // Each answer is its job's transcript, in the asked format.
     let stored: Value =

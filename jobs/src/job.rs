@@ -484,6 +484,36 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
     )
 }
 
+/// How many jobs are in one status, and when the oldest of them was submitted.
+#[derive(Debug, Clone)]
+pub struct StatusCount {
+    /// The status.
+    pub status: JobStatus,
+    /// Jobs in it.
+    pub count: i64,
+    /// The oldest one's `created_at`.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// Jobs by status (the statuses with none are left out), for metrics.
+pub async fn status_counts(db: &Database) -> Result<Vec<StatusCount>, DbError> {
+    let rows: Vec<(JobStatus, i64, Option<DateTime<Utc>>)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT status, COUNT(*), MIN(created_at) FROM warble_jobs GROUP BY status",
+        )
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(status, count, oldest)| StatusCount {
+            status,
+            count,
+            oldest,
+        })
+        .collect())
+}
+
 /// Records progress and, once the worker can tell, when it expects to finish. Returns `false`
 /// if the worker no longer holds the job (canceled, or taken over), so it can stop. (The
 /// decoded duration is recorded with its charge: [`crate::quota::reconcile`].)

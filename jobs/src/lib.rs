@@ -8,6 +8,7 @@ pub mod db;
 pub mod error_code;
 pub mod filename;
 pub mod job;
+pub mod metrics;
 pub mod queue;
 pub mod quota;
 pub mod signal;

@@ -147,3 +147,33 @@ pub async fn list(db: &Database, since: DateTime<Utc>) -> Result<Vec<WorkerInfo>
     });
     rows.into_iter().map(WorkerInfo::try_from).collect()
 }
+
+/// The id shown for a worker's model: a repository id as given, a local file by its stem.
+pub fn model_id(source: &str) -> String {
+    let path = std::path::Path::new(source);
+    let local = source.starts_with(['/', '.', '~'])
+        || source.contains('\\')
+        || path.extension().is_some_and(|e| e == "nemo");
+    if local {
+        let name = path.file_stem().or_else(|| path.file_name());
+        name.map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    } else {
+        source.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_hide_server_paths_and_keep_repository_ids() {
+        assert_eq!(model_id("/srv/models/parakeet-tdt.nemo"), "parakeet-tdt");
+        assert_eq!(model_id("./hybrid.nemo"), "hybrid");
+        assert_eq!(model_id("/srv/models/extracted"), "extracted");
+        assert_eq!(
+            model_id("nvidia/parakeet-tdt-0.6b-v2"),
+            "nvidia/parakeet-tdt-0.6b-v2"
+        );
+    }
+}

@@ -35,14 +35,16 @@ pub struct BatchLimits {
 }
 
 impl BatchLimits {
-    /// Defaults for a device: on a CPU a pass's time grows with its size, so passes stay
-    /// small and nothing waits; a GPU is only busy with hundreds of files per pass (a 141 GB
-    /// H200 holds 256 one-minute files with room to spare).
+    /// Defaults for a device. On a CPU one chunk already keeps every core busy, so a pass's
+    /// time grows with its size and padding is extra work: measured through the whole
+    /// pipeline, batching gained nothing (`docs/benchmarks.md`, batching section), so each
+    /// chunk is its own pass and nothing waits. A GPU is only busy with hundreds of files per
+    /// pass (a 141 GB H200 holds 256 one-minute files with room to spare).
     pub fn for_device(device: &candle_core::Device) -> Self {
         if device.is_cpu() {
             Self {
-                max_batch_secs: 240.0,
-                max_wait: Duration::from_millis(5),
+                max_batch_secs: 0.0,
+                max_wait: Duration::ZERO,
             }
         } else {
             Self {

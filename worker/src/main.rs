@@ -4,6 +4,7 @@
 //! local files without any queue, which is also how the pipeline's results are checked.
 
 mod chunking;
+mod metrics;
 mod model;
 mod run;
 mod transcribe;

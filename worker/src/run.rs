@@ -26,6 +26,7 @@ use warble_parakeet::service::{BatchLimits, ModelService, Progress};
 use warble_parakeet::{Chunking, DecoderKind, Error as EngineError, TranscribeOptions};
 
 use crate::chunking::ChunkArgs;
+use crate::metrics::{Finished, Metrics};
 use crate::model::ModelArgs;
 
 /// How long apalis may take to stop once the worker's own jobs are done or abandoned.
@@ -33,10 +34,6 @@ const APALIS_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// How often an idle worker looks for new jobs.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
-
-/// How often a running job's progress is recorded (when it moved); each time also tells
-/// whether the job was canceled meanwhile, which frees its place in the model's batches.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Arguments of `worker run`.
 #[derive(Debug, clap::Args)]
@@ -48,10 +45,11 @@ pub struct Args {
     #[arg(long, env = "WARBLE_CONCURRENCY")]
     concurrency: Option<usize>,
     /// Padded audio per encoder pass, seconds (items x the longest): bounds the device memory a
-    /// pass takes, whatever the jobs. Default: 240 on a CPU, 16384 on a GPU.
+    /// pass takes, whatever the jobs. Default: 0 on a CPU (one chunk per pass: batching gains
+    /// nothing there), 16384 on a GPU.
     #[arg(long, env = "WARBLE_MAX_BATCH_SECONDS")]
     max_batch_seconds: Option<f64>,
-    /// Milliseconds the oldest waiting chunk waits for others to share its pass. Default: 5 on
+    /// Milliseconds the oldest waiting chunk waits for others to share its pass. Default: 0 on
     /// a CPU, 20 on a GPU.
     #[arg(long, env = "WARBLE_MAX_BATCH_WAIT_MS")]
     max_batch_wait_ms: Option<u64>,
@@ -61,10 +59,17 @@ pub struct Args {
     /// running then is taken again by another worker after the orphan timeout.
     #[arg(long, env = "WARBLE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
+    /// Milliseconds between writes of a running job's progress (made only when it moved); each
+    /// time also notices whether the job was canceled, which frees its place in the model's
+    /// batches.
+    #[arg(long, env = "WARBLE_PROGRESS_INTERVAL_MS", default_value_t = 1000)]
+    progress_interval_ms: u64,
     #[command(flatten)]
     platform: PlatformArgs,
     #[command(flatten)]
     audio: AudioArgs,
+    #[command(flatten)]
+    metrics: warble_jobs::metrics::MetricsArgs,
 }
 
 /// What every job handler needs.
@@ -86,6 +91,10 @@ struct Shared {
     draining: AtomicBool,
     /// Consecutive failures to start a job (the database), for the pause before the next.
     start_failures: AtomicU32,
+    /// How often a running job's progress is written and its cancel looked for.
+    progress_interval: Duration,
+    /// Prometheus metrics, served on `WARBLE_METRICS_LISTEN`.
+    metrics: Arc<Metrics>,
 }
 
 /// Holds a job in [`Shared::current`] from the start of its delivery to the end.
@@ -164,6 +173,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         last_seen: now,
         device_memory: None,
     };
+    let metrics = Arc::new(Metrics::new(
+        &worker_id,
+        &args.model.device,
+        &workers::model_id(&args.model.model),
+    ));
+    if let Some(listen) = args.metrics.metrics_listen {
+        let listener = warble_jobs::metrics::bind(listen).await?;
+        let metrics = metrics.clone();
+        tokio::spawn(warble_jobs::metrics::serve(listener, move || {
+            let metrics = metrics.clone();
+            async move { Some(metrics.render()) }
+        }));
+    }
     workers::register(&db, &info).await?;
     let ctx: Ctx = Arc::new(Shared {
         service,
@@ -177,6 +199,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         current: Mutex::new(Vec::new()),
         draining: AtomicBool::new(false),
         start_failures: AtomicU32::new(0),
+        progress_interval: Duration::from_millis(args.progress_interval_ms.max(10)),
+        metrics,
     });
     let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
@@ -332,6 +356,7 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
             ),
         );
         settle(&ctx, &id, || job::fail(&ctx.db, &id, None, &error)).await?;
+        ctx.metrics.finished(Finished::Failed);
         tracing::error!(job = %id, "job failed: out of attempts");
         return Ok(());
     }
@@ -345,6 +370,7 @@ async fn handle(task: TranscribeTask, ctx: Data<Ctx>) -> Result<(), BoxDynError>
                 job::fail(&ctx.db, &id, Some(&ctx.worker_id), &error)
             })
             .await?;
+            ctx.metrics.finished(Finished::Failed);
             Ok(())
         }
         Err(Failure::Transient(err)) => {
@@ -482,7 +508,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
                 report.send_replace(Some(p));
             })
     });
-    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+    let mut tick = tokio::time::interval(ctx.progress_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let result = loop {
@@ -512,6 +538,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let transcript = match result {
         Ok(transcript) => transcript,
         Err(EngineError::Canceled) => {
+            ctx.metrics.finished(Finished::Canceled);
             tracing::info!(job = %id, "job canceled or taken over while running; stopping");
             return Ok(());
         }
@@ -526,9 +553,17 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let json =
         serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
     if settle(ctx, id, || job::succeed(&ctx.db, id, &ctx.worker_id, &json)).await? {
+        let now = Utc::now();
+        let since = |t: chrono::DateTime<Utc>| (now - t).to_std().unwrap_or_default();
+        ctx.metrics.succeeded(
+            since(stored.job.created_at),
+            since(stored.job.started_at.unwrap_or(now)),
+            duration,
+        );
         tracing::info!(job = %id, duration, words = transcript.words.len(), decode_ms,
             inference_ms, "job succeeded");
     } else {
+        ctx.metrics.finished(Finished::Canceled);
         tracing::info!(job = %id, "job canceled or taken over while running; result dropped");
     }
     Ok(())

@@ -603,6 +603,47 @@ pub async fn start_worker_with(api: &Api, backends: &Backends, env: &[(&str, &st
     }
 }
 
+/// The tools' Python (`target/tools-venv`, where `scripts/test` installs the test tools, or
+/// `WARBLE_TOOLS_PYTHON`), once it can import `module`; fails the test saying how to get it
+/// (`install`) otherwise.
+pub fn tools_python(module: &str, install: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var_os("WARBLE_TOOLS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/tools-venv/bin/python"));
+    let usable = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !usable {
+        prerequisite::missing(module, install);
+    }
+    python
+}
+
+/// Runs `tools/<script>` with `python`, `args` and `stdin` as its input; its standard output.
+/// Fails the test, with what the script said, if it fails.
+pub fn run_tool(python: &Path, script: &str, args: &[&std::ffi::OsStr], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new(python)
+        .arg(root.join("tools").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "tools/{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// What `worker transcribe --json` prints for `file`.
 pub fn transcribe_cli(file: &Path) -> Value {
     transcribe_cli_with(file, &[])

@@ -150,17 +150,7 @@ async fn answer(log: &Mutex<Log>, uri: Uri, headers: &HeaderMap, body: Bytes) ->
 /// `tools/webhooks/verify.py`; `secret_of` gives the secret to verify each with. Fails where
 /// the package is not installed, saying how to get it.
 pub fn verify_independently(deliveries: &[Received], secret_of: impl Fn(&Received) -> String) {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("WARBLE_TOOLS_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target/tools-venv/bin/python"));
-    let usable = std::process::Command::new(&python)
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !usable {
-        super::prerequisite::missing("standardwebhooks", "pip install standardwebhooks==1.1.0");
-    }
+    let python = super::tools_python("standardwebhooks", "pip install standardwebhooks==1.1.0");
     let lines: String = deliveries
         .iter()
         .map(|r| {
@@ -172,26 +162,7 @@ pub fn verify_independently(deliveries: &[Received], secret_of: impl Fn(&Receive
                 + "\n"
         })
         .collect();
-    let mut child = std::process::Command::new(python)
-        .arg(root.join("tools/webhooks/verify.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "standardwebhooks refused a delivery: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = super::run_tool(&python, "webhooks/verify.py", &[], lines.as_bytes());
+    let said = String::from_utf8_lossy(&said);
     assert_eq!(said.trim(), format!("verified {}", deliveries.len()));
 }

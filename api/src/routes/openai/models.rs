@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
-use warble_jobs::workers;
+use warble_jobs::workers::{self, model_id};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::keys::Caller;
@@ -39,20 +39,6 @@ pub struct ModelList {
     pub object: &'static str,
     /// The models, by id.
     pub data: Vec<Model>,
-}
-
-/// The id shown for a worker's model: a repository id as given, a local file by its stem.
-pub fn model_id(source: &str) -> String {
-    let path = std::path::Path::new(source);
-    let local = source.starts_with(['/', '.', '~'])
-        || source.contains('\\')
-        || path.extension().is_some_and(|e| e == "nemo");
-    if local {
-        let name = path.file_stem().or_else(|| path.file_name());
-        name.map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
-    } else {
-        source.to_string()
-    }
 }
 
 /// Whether `requested` names `id`: the id itself, or a repository id's last part
@@ -138,14 +124,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_hide_server_paths_and_keep_repository_ids() {
-        assert_eq!(model_id("/srv/models/parakeet-tdt.nemo"), "parakeet-tdt");
-        assert_eq!(model_id("./hybrid.nemo"), "hybrid");
-        assert_eq!(model_id("/srv/models/extracted"), "extracted");
-        assert_eq!(
-            model_id("nvidia/parakeet-tdt-0.6b-v2"),
-            "nvidia/parakeet-tdt-0.6b-v2"
-        );
+    fn aliases_are_the_id_or_a_repository_ids_last_part() {
         assert!(names("nvidia/parakeet-tdt-0.6b-v2", "parakeet-tdt-0.6b-v2"));
         assert!(names(
             "nvidia/parakeet-tdt-0.6b-v2",
