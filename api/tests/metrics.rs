@@ -1,7 +1,8 @@
 //! Prometheus metrics (issue 18) from real `api` and `worker` processes, each on its own
 //! `WARBLE_METRICS_LISTEN`, parsed by the official Python client's OpenMetrics parser
 //! (`tools/metrics/parse.py`): the counters move as jobs run, webhooks are delivered and
-//! requests are answered, and the database's figures (jobs by status, queue depth) follow.
+//! requests are answered, and the database's figures (jobs by status, queue depth) follow;
+//! queued jobs show their place in the queue.
 
 #[macro_use]
 mod common;
@@ -55,7 +56,7 @@ fn value(samples: &[Value], name: &str, labels: Value) -> f64 {
         .map_or(0.0, |s| s["value"].as_f64().unwrap())
 }
 
-async fn counters_move_as_jobs_run(mut backends: Backends, _dir: &Path) {
+async fn counters_and_queue_positions_follow_the_jobs(mut backends: Backends, _dir: &Path) {
     backends
         .env
         .push(("WARBLE_METRICS_LISTEN".into(), "127.0.0.1:0".into()));
@@ -104,12 +105,27 @@ async fn counters_move_as_jobs_run(mut backends: Backends, _dir: &Path) {
         2.0
     );
 
+    // Each queued job shows its place in the queue, oldest first, also in the list.
+    for (place, id) in ids.iter().enumerate() {
+        let job = api.get_json(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(job["queue_position"], place + 1, "{job}");
+    }
+    let listed = api.get_json("/v1/jobs").await;
+    let positions: Vec<&Value> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| &j["queue_position"])
+        .collect();
+    assert_eq!(positions, [&json!(2), &json!(1)], "newest first");
+
     let worker = start_worker(&api, &backends).await;
     let worker_metrics = metrics_url(&worker);
     let mut audio = 0.0;
     for id in &ids {
         let job = api.wait_final(id, Duration::from_secs(60)).await;
         assert_eq!(job["status"], "succeeded");
+        assert!(job.get("queue_position").is_none(), "{job}");
         audio += job["duration"].as_f64().unwrap();
     }
     receiver.wait_for("/hook", 2, Duration::from_secs(30)).await;
@@ -174,4 +190,4 @@ async fn counters_move_as_jobs_run(mut backends: Backends, _dir: &Path) {
     panic!("webhook deliveries counted: {delivered}");
 }
 
-on_both_databases!(counters_move_as_jobs_run);
+on_both_databases!(counters_and_queue_positions_follow_the_jobs);

@@ -23,12 +23,14 @@ on_both_databases!(
 /// mid-job.
 const LONG_SECS: u32 = 40 * 60;
 
-/// The orphan timeout the tests configure (`Backends::apply`): 1 s heartbeats, 3 missed.
 /// Long files whole, not in chunks: these tests time signals against a job of known length,
 /// and on the CPU the test model reads 40 minutes whole (local attention) several times
 /// faster than in two-minute chunks of full attention.
 const WHOLE: (&str, &str) = ("WARBLE_CHUNK_SECONDS", "0");
+/// A worker with one job in hand.
+const ONE_AT_A_TIME: (&str, &str) = ("WARBLE_CONCURRENCY", "1");
 
+/// The orphan timeout the tests configure (`Backends::apply`): 1 s heartbeats, 3 missed.
 const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
@@ -150,8 +152,9 @@ async fn sigterm_past_the_timeout_hands_the_job_back(backends: Backends, dir: &P
 
 async fn restarts_lose_and_repeat_no_job(backends: Backends, dir: &Path) {
     let api = Api::start(&backends);
-    let mut worker = start_worker_with(&api, &backends, &[WHOLE]).await;
-    // A little work each: most are still queued when the processes stop.
+    // One job at a time, a little work each: most are still queued when the processes stop,
+    // however fast the machine.
+    let mut worker = start_worker_with(&api, &backends, &[WHOLE, ONE_AT_A_TIME]).await;
     let file = long_wav(dir, 60);
     let mut ids = Vec::new();
     for _ in 0..6 {

@@ -105,6 +105,10 @@ pub struct Job {
     /// While the job runs: when its worker expects to finish, from its pace so far (`null`
     /// before the first chunk is done, and once the job is final).
     pub estimated_completion_at: Option<DateTime<Utc>>,
+    /// While the job is queued: its place in the queue, 1 being next (the queued jobs of every
+    /// tenant submitted before it, plus one). Absent once a worker has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<i64>,
     /// Times a worker started the job.
     pub attempts: i64,
     /// When the job was submitted.
@@ -181,6 +185,8 @@ impl From<JobRow> for StoredJob {
                 estimated_completion_at: row
                     .estimated_completion_at
                     .filter(|_| row.status == JobStatus::Running),
+                // Read separately, for the jobs shown: see `with_queue_positions`.
+                queue_position: None,
                 attempts: row.attempts,
                 created_at: row.created_at,
                 started_at: row.started_at,
@@ -482,6 +488,24 @@ pub async fn start(db: &Database, id: &str, worker_id: &str) -> Result<Option<St
             .bind(Utc::now()),
         |job: &Job| (job.attempts == 1).then_some(Event::JobStarted)
     )
+}
+
+/// Sets `queue_position` of each queued job in `jobs`. Workers take the oldest first (ids are
+/// ULIDs, ordered by submission time), so a job's place is one more than the queued jobs with
+/// smaller ids.
+pub async fn with_queue_positions(db: &Database, jobs: &mut [Job]) -> Result<(), DbError> {
+    for job in jobs.iter_mut().filter(|j| j.status == JobStatus::Queued) {
+        let ahead: i64 = with_pool!(db, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM warble_jobs WHERE status = 'queued' AND id < $1",
+            )
+            .bind(&job.id)
+            .fetch_one(pool)
+            .await?
+        });
+        job.queue_position = Some(ahead + 1);
+    }
+    Ok(())
 }
 
 /// How many jobs are in one status, and when the oldest of them was submitted.

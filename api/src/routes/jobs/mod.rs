@@ -38,9 +38,10 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
-    let found = job::get(&state.db, &id, caller.scope())
+    let mut found = job::get(&state.db, &id, caller.scope())
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
+    job::with_queue_positions(&state.db, std::slice::from_mut(&mut found.job)).await?;
     Ok(Json(found.job))
 }
 
@@ -176,7 +177,7 @@ pub async fn list(
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query?;
     let limit = page::limit(query.limit, 20, 100)?;
-    let jobs = job::list(
+    let mut jobs = job::list(
         &state.db,
         caller.scope(),
         query.status,
@@ -184,6 +185,7 @@ pub async fn list(
         limit,
     )
     .await?;
+    job::with_queue_positions(&state.db, &mut jobs).await?;
     let next_cursor = page::next_cursor(&jobs, limit, |j| &j.id);
     Ok(Json(JobPage { jobs, next_cursor }))
 }
