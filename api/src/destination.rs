@@ -1,6 +1,6 @@
-//! Where outgoing webhook requests may go.
+//! Where outgoing requests may go: webhooks, and the audio of jobs submitted by URL.
 //!
-//! A webhook URL is chosen by an API client, and the server then makes a request to it from
+//! A webhook URL (or an audio URL) is chosen by an API client, and the server then makes a request to it from
 //! inside our network. Left unchecked, that lets anyone make the server call its own admin
 //! ports, the database, other hosts on the private network, or the cloud metadata service
 //! (`169.254.169.254`, `fd00:ec2::254`), which hands out credentials: server-side request
@@ -33,21 +33,21 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum DestinationError {
     /// The URL is longer than [`MAX_URL_LEN`]; nothing that long is a real endpoint, and it
     /// would be stored and logged with every job.
-    #[error("webhook URLs must be at most {} characters", MAX_URL_LEN)]
+    #[error("URLs must be at most {} characters", MAX_URL_LEN)]
     TooLong,
     /// The text is not a URL at all.
-    #[error("the webhook URL is not valid: {0}")]
+    #[error("the URL is not valid: {0}")]
     Invalid(#[from] url::ParseError),
     /// The scheme is not `http` or `https`; others (`file:`, `ftp:`, `gopher:`) would reach
     /// things a webhook has no business reaching, and the client cannot speak them anyway.
-    #[error("webhook URLs must use http or https")]
+    #[error("URLs must use http or https")]
     Scheme,
     /// The URL has no host to send to.
-    #[error("webhook URLs must name a host")]
+    #[error("URLs must name a host")]
     NoHost,
     /// The URL carries a user name or password (`user:pass@host`): they would be stored and
     /// logged in clear with the job, and they are a classic way to disguise the real host.
-    #[error("webhook URLs must not contain a user name or password")]
+    #[error("URLs must not contain a user name or password")]
     Credentials,
     /// The host is an IP address that is not a public unicast address (see [`is_forbidden`]).
     #[error("the URL's address {0} is not a public address")]
@@ -294,15 +294,24 @@ pub fn connect_timeout(timeout: Duration) -> Duration {
 ///
 /// If the TLS backend cannot be initialised, which happens only with a broken build.
 pub fn client(allow_private: bool, timeout: Duration) -> reqwest::Client {
+    client_as(
+        allow_private,
+        timeout,
+        concat!("warble-webhooks/", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// [`client`] with another user agent (fetching a job's audio from its URL is no webhook).
+pub fn client_as(allow_private: bool, timeout: Duration, user_agent: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver::new(allow_private)))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(timeout)
         .connect_timeout(connect_timeout(timeout))
-        .user_agent(concat!("warble-webhooks/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
-        .expect("the webhook HTTP client builds")
+        .expect("the HTTP client builds")
 }
 
 #[cfg(test)]
@@ -384,11 +393,11 @@ mod tests {
     fn webhook_destination_check_url_messages() {
         assert_eq!(
             refused("ftp://example.com/").to_string(),
-            "webhook URLs must use http or https"
+            "URLs must use http or https"
         );
         assert_eq!(
             refused("http://user:pw@example.com/").to_string(),
-            "webhook URLs must not contain a user name or password"
+            "URLs must not contain a user name or password"
         );
         assert_eq!(
             refused("http://[::ffff:7f00:1]/").to_string(),
@@ -400,7 +409,7 @@ mod tests {
         );
         assert_eq!(
             refused(&"x".repeat(3000)).to_string(),
-            "webhook URLs must be at most 2048 characters"
+            "URLs must be at most 2048 characters"
         );
     }
 

@@ -90,6 +90,14 @@ struct ServeArgs {
     webhooks: warble_api::dispatcher::WebhookArgs,
     #[command(flatten)]
     metrics: warble_jobs::metrics::MetricsArgs,
+    /// Seconds a job's audio may take to fetch from its `audio_url` (each request, body
+    /// included; redirects are followed up to 5 times).
+    #[arg(long, env = "WARBLE_AUDIO_URL_TIMEOUT_SECS", default_value_t = 60.0)]
+    audio_url_timeout_secs: f64,
+    /// Let `audio_url` reach loopback, private and link-local addresses (local development and
+    /// files on your own network only).
+    #[arg(long, env = "WARBLE_AUDIO_URL_ALLOW_PRIVATE", default_value_t = false)]
+    audio_url_allow_private: bool,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -281,7 +289,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker_timeout: chrono::TimeDelta::from_std(args.platform.queue.orphan_timeout())?,
         openai_wait: std::time::Duration::from_secs(args.openai_wait_secs),
         metrics: warble_api::metrics::Metrics::new(),
+        audio_url: warble_api::state::AudioUrlSettings {
+            allow_private: args.audio_url_allow_private,
+            timeout: std::time::Duration::from_secs_f64(args.audio_url_timeout_secs.max(0.1)),
+        },
     };
+    if args.audio_url_allow_private {
+        tracing::warn!(
+            "WARBLE_AUDIO_URL_ALLOW_PRIVATE is set: audio URLs may reach private networks"
+        );
+    }
     // Background tasks stop when the server does: the sweeper between sweeps, the dispatcher
     // once its attempts in flight are recorded.
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -5,6 +5,16 @@ use warble_jobs::db::Database;
 use warble_jobs::queue::Queue;
 use warble_jobs::storage::Storage;
 
+/// Fetching a job's audio from its `audio_url`.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioUrlSettings {
+    /// Loopback, private and link-local addresses may be fetched
+    /// (`WARBLE_AUDIO_URL_ALLOW_PRIVATE`).
+    pub allow_private: bool,
+    /// Longest a request may take, body included (`WARBLE_AUDIO_URL_TIMEOUT_SECS`).
+    pub timeout: std::time::Duration,
+}
+
 /// Shared, cheap-to-clone handles.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -37,6 +47,8 @@ pub struct AppState {
     /// How long `POST /v1/audio/transcriptions` waits for its job before answering
     /// `transcription_timeout` (`WARBLE_OPENAI_WAIT_SECS`).
     pub openai_wait: std::time::Duration,
+    /// How jobs' audio is fetched from URLs.
+    pub audio_url: AudioUrlSettings,
     /// Prometheus metrics, served on `WARBLE_METRICS_LISTEN`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }

@@ -190,6 +190,22 @@ async fn try_out(
         }
     }
     if operation.multipart {
+        // Where the route also takes JSON, Swagger UI shows that first: pick the form, as a
+        // person would in the request body's content-type menu.
+        if let Ok(menu) = page
+            .find_element(format!("{block} .opblock-section-request-body select"))
+            .await
+        {
+            menu.call_js_fn(
+                "function() { \
+                   const set = Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, 'value').set; \
+                   set.call(this, 'multipart/form-data'); \
+                   this.dispatchEvent(new Event('change', { bubbles: true })); }",
+                false,
+            )
+            .await
+            .map_err(|err| format!("choosing multipart/form-data: {err}"))?;
+        }
         let input = wait_for(page, &format!("{block} input[type=file]")).await?;
         let files = SetFileInputFilesParams::builder()
             .file(upload.display().to_string())

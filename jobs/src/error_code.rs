@@ -88,9 +88,13 @@ error_codes! {
     TooManyWebhooks = "too_many_webhooks", Some(409), "The tenant already has the most webhook endpoints allowed (25).";
     Gone = "gone", Some(410), "The job succeeded and its data was deleted.";
     PayloadTooLarge = "payload_too_large", Some(413), "The upload is larger than the server's limit.";
+    AudioUrlTooLarge = "audio_url_too_large", Some(413), "The file at `audio_url` is larger than the server's upload limit.";
     UnsupportedMediaType = "unsupported_media_type", Some(415), "Not a format warble takes, or the name, declared type and content disagree.";
     InvalidAudio = "invalid_audio", Some(422), "Audio warble takes but cannot use: empty, damaged, too long, or out-of-range rate or channels.";
     InvalidWebhookUrl = "invalid_webhook_url", Some(422), "The webhook URL is not http(s), or names a private address.";
+    InvalidAudioUrl = "invalid_audio_url", Some(422), "`audio_url` is not an http(s) URL of a public address, or redirects to one that is not.";
+    AudioUrlUnreachable = "audio_url_unreachable", Some(422), "`audio_url` could not be fetched: no such host, no connection, an answer other than 2xx, or more than 5 redirects.";
+    AudioUrlTimeout = "audio_url_timeout", Some(422), "Fetching `audio_url` took longer than `WARBLE_AUDIO_URL_TIMEOUT_SECS`.";
     InvalidCallbackUrl = "invalid_callback_url", Some(422), "The job's `callback_url` is not http(s), or names a private address.";
     WebhookSecretMissing = "webhook_secret_missing", Some(422), "A `callback_url` needs the tenant's secret first (`POST /v1/webhooks/secret`).";
     // Limits.

@@ -135,6 +135,58 @@ pub struct JobOptions {
     pub metadata: Option<serde_json::Value>,
 }
 
+impl JobOptions {
+    /// Checks and takes `decoder`.
+    pub fn set_decoder(&mut self, value: String) -> Result<(), ApiError> {
+        if !DECODERS.contains(&value.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidDecoder,
+                format!("decoder must be one of {}", DECODERS.join(", ")),
+            ));
+        }
+        self.decoder = Some(value);
+        Ok(())
+    }
+
+    /// Checks and takes `callback_url`: a public http(s) URL, and the tenant's signing secret
+    /// must exist.
+    pub async fn set_callback_url(
+        &mut self,
+        intake: &Intake<'_>,
+        value: &str,
+    ) -> Result<(), ApiError> {
+        let url = destination::check_url(value, intake.state.webhook_allow_private)
+            .map_err(|err| ApiError::new(ErrorCode::InvalidCallbackUrl, err.to_string()))?;
+        if !webhook::has_tenant_secret(&intake.state.db, intake.tenant).await? {
+            return Err(ApiError::new(
+                ErrorCode::WebhookSecretMissing,
+                "callbacks are signed with your tenant's secret: make it first with \
+                 POST /v1/webhooks/secret",
+            ));
+        }
+        self.callback_url = Some(url.into());
+        Ok(())
+    }
+
+    /// Checks and takes `metadata`: a JSON object of at most [`MAX_METADATA_BYTES`].
+    pub fn set_metadata(&mut self, value: serde_json::Value) -> Result<(), ApiError> {
+        if !value.is_object() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidMetadata,
+                "metadata must be a JSON object",
+            ));
+        }
+        if value.to_string().len() > MAX_METADATA_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::FieldTooLarge,
+                format!("metadata is longer than {MAX_METADATA_BYTES} bytes"),
+            ));
+        }
+        self.metadata = Some(value);
+        Ok(())
+    }
+}
+
 impl Fields for JobOptions {
     const NAMES: &'static str = "decoder, metadata, callback_url";
 
@@ -144,52 +196,28 @@ impl Fields for JobOptions {
         name: &str,
         field: &mut Field<'_>,
     ) -> Result<bool, ApiError> {
-        match name {
-            "decoder" => {
-                let value = small_text(field, 64).await?;
-                if value.is_empty() {
-                    return Ok(true);
-                }
-                if !DECODERS.contains(&value.as_str()) {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidDecoder,
-                        format!("decoder must be one of {}", DECODERS.join(", ")),
-                    ));
-                }
-                self.decoder = Some(value);
-            }
-            "callback_url" => {
-                let value = small_text(field, destination::MAX_URL_LEN + 1).await?;
-                if value.is_empty() {
-                    return Ok(true);
-                }
-                let url = destination::check_url(&value, intake.state.webhook_allow_private)
-                    .map_err(|err| ApiError::new(ErrorCode::InvalidCallbackUrl, err.to_string()))?;
-                if !webhook::has_tenant_secret(&intake.state.db, intake.tenant).await? {
-                    return Err(ApiError::new(
-                        ErrorCode::WebhookSecretMissing,
-                        "callbacks are signed with your tenant's secret: make it first with \
-                         POST /v1/webhooks/secret",
-                    ));
-                }
-                self.callback_url = Some(url.into());
-            }
-            "metadata" => {
-                let value = small_text(field, MAX_METADATA_BYTES).await?;
-                if value.is_empty() {
-                    return Ok(true);
-                }
-                match serde_json::from_str::<serde_json::Value>(&value) {
-                    Ok(object @ serde_json::Value::Object(_)) => self.metadata = Some(object),
-                    _ => {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidMetadata,
-                            "metadata must be a JSON object",
-                        ));
-                    }
-                }
-            }
+        let limit = match name {
+            "decoder" => 64,
+            "callback_url" => destination::MAX_URL_LEN + 1,
+            "metadata" => MAX_METADATA_BYTES,
             _ => return Ok(false),
+        };
+        let value = small_text(field, limit).await?;
+        if value.is_empty() {
+            return Ok(true);
+        }
+        match name {
+            "decoder" => self.set_decoder(value)?,
+            "callback_url" => self.set_callback_url(intake, &value).await?,
+            _ => match serde_json::from_str::<serde_json::Value>(&value) {
+                Ok(object) => self.set_metadata(object)?,
+                Err(_) => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidMetadata,
+                        "metadata must be a JSON object",
+                    ));
+                }
+            },
         }
         Ok(true)
     }

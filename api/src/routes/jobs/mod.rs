@@ -2,6 +2,7 @@
 //! delete.
 
 mod form;
+mod from_url;
 mod submit;
 
 pub(crate) use form::{Fields, Intake, JobOptions, small_text};

@@ -4,7 +4,7 @@
 //! then queued. Whatever is refused leaves nothing behind.
 
 use crate::keys::Caller;
-use axum::extract::{Multipart, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -14,9 +14,10 @@ use warble_jobs::job::{self, Inserted, Job, NewJob};
 use warble_jobs::quota;
 
 use super::form::{Fields, Intake, JobOptions, MAX_METADATA_BYTES, Submission};
+use super::from_url::{self, UrlSubmission};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
-use crate::upload::UploadLimit;
+use crate::upload::{Incoming, UploadLimit};
 
 /// Longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -56,17 +57,25 @@ pub struct SubmitForm {
 /// its SHA-256 is computed; the job is queued and answered at once. Poll `Location` until the
 /// status is final. With an `Idempotency-Key` header, repeating the request returns the job the
 /// first one made.
+///
+/// Or send JSON, `{"audio_url": ...}` with the same options: the server fetches the file (a
+/// public http(s) address; redirects followed at most 5 times, each checked; within the upload
+/// limit and `WARBLE_AUDIO_URL_TIMEOUT_SECS`) and checks it as an upload. The job is answered
+/// once the file is in.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs", operation_id = "createJob",
-    request_body(content = SubmitForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (SubmitForm = "multipart/form-data"),
+        (UrlSubmission = "application/json"),
+    )),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the same key returns the same job (1 to 255 visible ASCII characters)")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 202, description = "Queued", body = Job, headers(("Location" = String, description = "The job's URL"))),
         (status = 400, description = "Bad form", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: over the upload limit", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over the upload limit; `audio_url_too_large`: the file at `audio_url` is", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not an accepted format, a declared type that is not audio, or content that is not what the name says", body = ErrorBody),
-        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels; `invalid_callback_url`; `webhook_secret_missing`", body = ErrorBody),
+        (status = 422, description = "`invalid_audio`: empty, damaged, too long, or out-of-range rate or channels; `invalid_callback_url`; `webhook_secret_missing`; `invalid_audio_url`, `audio_url_unreachable`, `audio_url_timeout`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, or over a quota of the key: `quota_concurrent_jobs`, `quota_audio_seconds` (with `Retry-After`), `quota_upload_bytes`", body = ErrorBody),
         (status = 503, description = "Database or storage unavailable", body = ErrorBody),
     )
@@ -75,14 +84,42 @@ pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    request: Request,
 ) -> Result<Response, Refusal> {
-    let mut multipart =
-        multipart.map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, e.body_text()))?;
     let idempotency_key = idempotency_key(&headers, &caller)?;
-    if let Some(key) = &idempotency_key
-        && let Some(existing) = job::find_by_idempotency_key(&state.db, key).await?
-    {
+    let existing = match &idempotency_key {
+        Some(key) => job::find_by_idempotency_key(&state.db, key).await?,
+        None => None,
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        let body = axum::body::to_bytes(request.into_body(), from_url::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidBody,
+                    format!(
+                        "the JSON body is larger than {} bytes",
+                        from_url::MAX_BODY_BYTES
+                    ),
+                )
+            })?;
+        if let Some(existing) = existing {
+            return Ok(accepted(&existing.job, true));
+        }
+        let submission: UrlSubmission = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+        let (job, replayed) =
+            from_url(&state, &caller, &headers, submission, idempotency_key).await?;
+        return Ok(accepted(&job, replayed));
+    }
+    let mut multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, e.body_text()))?;
+    if let Some(existing) = existing {
         // Read the repeated upload to its end before answering: a client still sending it
         // would otherwise see the connection reset instead of the replayed job.
         discard(&mut multipart, state.max_upload_bytes).await;
@@ -91,6 +128,37 @@ pub async fn submit(
     let (job, replayed, _) =
         intake::<JobOptions>(&state, &caller, &headers, multipart, idempotency_key).await?;
     Ok(accepted(&job, replayed))
+}
+
+/// A job from a URL: the audio fetched into storage, checked, and the job recorded and queued.
+async fn from_url(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    mut submission: UrlSubmission,
+    idempotency_key: Option<String>,
+) -> Result<(Job, bool), ApiError> {
+    let (quotas, limit) = admit(state, caller, headers).await?;
+    let id = Ulid::generate();
+    let audio_key = job::audio_key(id);
+    let intake = Intake {
+        state,
+        tenant: &caller.tenant,
+        limit,
+        audio_key: &audio_key,
+    };
+    let options = submission.options(&intake).await?;
+    let fetched = from_url::fetch(&intake, &submission.audio_url).await?;
+    let received = Received {
+        id,
+        audio_key,
+        file: fetched.file,
+        filename: fetched.filename,
+        content_type: fetched.content_type,
+        options,
+        quotas,
+    };
+    commit(state, caller, received, idempotency_key).await
 }
 
 /// A submission form read, its file stored and checked, and its job recorded and queued: the
@@ -132,29 +200,58 @@ pub(crate) async fn intake<F: Fields>(
             return Err(err.into());
         }
     };
-    let Some(incoming) = form.file.take() else {
+    let Some(file) = form.file.take() else {
         return Err(ApiError::new(ErrorCode::MissingFile, "the form has no `file` part").into());
     };
-    let (stored, probe) = incoming.finish(state).await?;
-    let options = form.fields.job_options();
-    let new = NewJob {
+    let received = Received {
         id,
-        decoder: options.decoder,
-        metadata: options.metadata,
+        audio_key,
+        file,
         filename: form.filename,
         content_type: form.content_type,
-        audio_key: audio_key.clone(),
+        options: form.fields.job_options(),
+        quotas,
+    };
+    let (job, replayed) = commit(state, caller, received, idempotency_key).await?;
+    Ok((job, replayed, form.fields))
+}
+
+/// A submission whose file is in, not yet checked.
+struct Received {
+    id: Ulid,
+    audio_key: String,
+    file: Incoming,
+    filename: Option<String>,
+    content_type: Option<String>,
+    options: JobOptions,
+    quotas: quota::Quotas,
+}
+
+/// Checks the received file (a refused one is removed) and records and queues its job.
+async fn commit(
+    state: &AppState,
+    caller: &Caller,
+    received: Received,
+    idempotency_key: Option<String>,
+) -> Result<(Job, bool), ApiError> {
+    let (stored, probe) = received.file.finish(state).await?;
+    let new = NewJob {
+        id: received.id,
+        decoder: received.options.decoder,
+        metadata: received.options.metadata,
+        filename: received.filename,
+        content_type: received.content_type,
+        audio_key: received.audio_key,
         audio_sha256: stored.sha256,
         audio_bytes: stored.bytes,
         duration: Some(probe.duration_secs),
         idempotency_key,
-        callback_url: options.callback_url,
+        callback_url: received.options.callback_url,
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
-        quotas,
+        quotas: received.quotas,
     };
-    let (job, replayed) = record(state, &new).await?;
-    Ok((job, replayed, form.fields))
+    record(state, &new).await
 }
 
 /// Why a submission took no job.
