@@ -22,12 +22,21 @@ use serde_json::{Value, json};
 /// never ends, one that trickles, a 404 and a page that is not audio.
 async fn file_server() -> String {
     let speech = std::fs::read(fixture("audio/tts_us_m6.wav")).unwrap();
+    let speech_again = speech.clone();
     let app = Router::new()
         .route(
             "/speech.wav",
             get(move || {
                 let speech = speech.clone();
                 async move { ([(header::CONTENT_TYPE, "audio/wav")], speech) }
+            }),
+        )
+        .route(
+            "/get.php",
+            get(move || {
+                let speech = speech_again.clone();
+                // A download link: no audio extension in the path, only the type says.
+                async move { ([(header::CONTENT_TYPE, "audio/x-wav")], speech) }
             }),
         )
         .route("/hop", get(|| async { Redirect::temporary("/speech.wav") }))
@@ -110,6 +119,13 @@ async fn fetched_through_redirects_and_refused_clearly(mut backends: Backends, _
         transcript["text"],
         common::transcribe_cli(&fixture("audio/tts_us_m6.wav"))["text"]
     );
+    let response = submit_url(&api, json!({"audio_url": format!("{files}/get.php?id=7")})).await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.unwrap();
+    let done = api
+        .wait_final(job["id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
     let stored = backends.stored_objects();
 
     for (path, status, code) in [
@@ -155,7 +171,7 @@ async fn fetched_through_redirects_and_refused_clearly(mut backends: Backends, _
     // Nothing of the refused ones was kept, and no job was made for them.
     assert_eq!(backends.stored_objects(), stored);
     let jobs = api.get_json("/v1/jobs").await;
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
 }
 
 /// By default the server fetches only from public addresses: a loopback URL is refused before

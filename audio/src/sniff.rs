@@ -151,6 +151,17 @@ pub fn extensions() -> impl Iterator<Item = &'static str> {
     EXTENSIONS.iter().map(|e| e.name)
 }
 
+/// The accepted extension a file sent as `mime` (parameters ignored) most likely has, for files
+/// whose name says nothing (a download link's path): `audio/mpeg` is `mp3`, `audio/wav` is
+/// `wav`. `None` for generic and unknown types. The content is still checked against it.
+pub fn extension_for_mime(mime: &str) -> Option<&'static str> {
+    let essence = mime.split(';').next()?.trim().to_ascii_lowercase();
+    EXTENSIONS
+        .iter()
+        .find(|e| e.mime_types.contains(&essence.as_str()))
+        .map(|e| e.name)
+}
+
 /// An accepted extension (without the dot, any case).
 #[derive(Debug, Clone, Copy)]
 pub struct Accepted(&'static Extension);
@@ -333,6 +344,15 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
+
+    #[test]
+    fn specific_audio_types_name_their_extension() {
+        assert_eq!(extension_for_mime("audio/mpeg"), Some("mp3"));
+        assert_eq!(extension_for_mime("Audio/X-WAV; codecs=1"), Some("wav"));
+        assert_eq!(extension_for_mime("audio/flac"), Some("flac"));
+        assert_eq!(extension_for_mime("application/octet-stream"), None);
+        assert_eq!(extension_for_mime("text/html"), None);
+    }
 
     fn sniffed(bytes: &[u8]) -> Sniffed {
         sniff(&mut Cursor::new(bytes)).unwrap()

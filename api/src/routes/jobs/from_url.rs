@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use url::Url;
 use utoipa::ToSchema;
+use warble_audio::sniff;
 use warble_jobs::filename;
 
 use super::form::{Intake, JobOptions};
@@ -110,7 +111,18 @@ pub async fn fetch(intake: &Intake<'_>, raw: &str) -> Result<Fetched, ApiError> 
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let extension = filename.as_deref().and_then(filename::extension);
+        // A URL's path is often no file name (`/download?id=7`, `/get.php`): without an
+        // audio extension there, the type the server sends names the format.
+        let extension = filename
+            .as_deref()
+            .and_then(filename::extension)
+            .filter(|e| sniff::extensions().any(|a| a.eq_ignore_ascii_case(e)))
+            .or_else(|| {
+                content_type
+                    .as_deref()
+                    .and_then(sniff::extension_for_mime)
+                    .map(str::to_string)
+            });
         let mut file = Incoming::start(
             state,
             intake.audio_key,
