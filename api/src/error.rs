@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The caller's key is over one of its quotas.
     #[error(transparent)]
     Quota(#[from] warble_jobs::quota::QuotaExceeded),
+    /// Lines of a batch that are not valid requests: 422 `invalid_batch`, listing each.
+    #[error("{} of the batch's lines are not valid requests; nothing was made", .0.len())]
+    InvalidLines(Vec<LineError>),
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -67,6 +70,32 @@ impl ApiError {
     /// 404: no such `what` (job, key, webhook, ...) for this caller.
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    /// The code and message a client may see for this error, for reporting it somewhere else
+    /// than a response (a batch request's result): internal details stay in the log.
+    pub fn public(&self) -> (ErrorCode, String) {
+        match self {
+            Self::Refused { code, message } => (*code, message.clone()),
+            Self::Quota(exceeded) => (exceeded.code(), exceeded.to_string()),
+            Self::RateLimited(_) => (ErrorCode::RateLimited, self.to_string()),
+            Self::InvalidLines(_) => (ErrorCode::InvalidBatch, self.to_string()),
+            Self::Db(err) if err.is_unavailable() => (
+                ErrorCode::DatabaseUnavailable,
+                "the database did not answer".into(),
+            ),
+            Self::Storage(err) if err.is_unavailable() => (
+                ErrorCode::StorageUnavailable,
+                "object storage did not answer".into(),
+            ),
+            Self::Internal(_) | Self::Db(_) | Self::Storage(_) => {
+                tracing::error!(error = %self, "internal error");
+                (
+                    ErrorCode::Internal,
+                    "something went wrong on our side".into(),
+                )
+            }
+        }
     }
 
     /// A 413 naming the limit.
@@ -108,7 +137,24 @@ pub struct ErrorDetail {
     /// report the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// `invalid_batch`: each line that is not a valid request (the first 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineError>>,
 }
+
+/// Why one line of a batch is not a valid request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LineError {
+    /// The line's number, from 1 (for uploads: the file's place).
+    pub line: usize,
+    /// What is wrong, as the same field of a single job would be refused.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+}
+
+/// Line errors listed in an `invalid_batch` answer; the message counts them all.
+const MAX_LINE_ERRORS: usize = 100;
 
 /// Builds the response of an error with `code`, at the code's status; also used for errors
 /// raised outside handlers (extractors, the fallback route).
@@ -125,6 +171,7 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
                 .is_server_error()
                 .then(crate::hardening::current_request_id)
                 .flatten(),
+            lines: None,
         },
     };
     (status, Json(body)).into_response()
@@ -158,6 +205,19 @@ impl IntoResponse for ApiError {
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 response
+            }
+            Self::InvalidLines(mut lines) => {
+                lines.truncate(MAX_LINE_ERRORS);
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: ErrorCode::InvalidBatch,
+                        message,
+                        request_id: None,
+                        lines: Some(lines),
+                    },
+                };
+                (status, Json(body)).into_response()
             }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch_intake;
 pub mod destination;
 pub mod dispatcher;
 pub mod error;
@@ -45,19 +46,24 @@ pub use sweeper::spawn_sweeper;
         routes::webhooks::all_deliveries, routes::webhooks::retry, routes::audit::list, routes::workers::list, routes::health::health,
         routes::health::ready, routes::openai::transcribe, routes::openai::translate,
         routes::openai::list_models, routes::openai::retrieve_model,
+        routes::batches::create, routes::batches::list, routes::batches::get,
+        routes::batches::cancel, routes::batches::results,
+        routes::jobs::retry, routes::admin::stats,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "jobs", description = "Transcription jobs"),
+        (name = "batches", description = "Many requests in one call: JSON Lines of URLs or a form of files, counts, results as JSON Lines, cancel"),
         (name = "keys", description = "API keys (admin)"),
-        (name = "audit", description = "Who changed what (admin): keys, quotas, webhooks and their secrets, deliveries retried, jobs canceled and deleted"),
+        (name = "audit", description = "Who changed what (admin): keys, quotas, webhooks and their secrets, deliveries retried, jobs canceled, deleted and retried"),
         (name = "usage", description = "Usage against the key's quotas"),
         (name = "webhooks", description = "Signed callbacks when jobs change (Standard Webhooks)"),
         (name = "auth", description = "Short-lived tokens"),
         (name = "workers", description = "The workers and what they hold"),
         (name = "health", description = "Probes"),
         (name = "openai", description = "OpenAI-compatible transcription: the form, formats, streaming and error shape of OpenAI's audio API, served by jobs"),
+        (name = "admin", description = "What the admin dashboard (`/admin`) shows beyond the other routes"),
     )
 )]
 pub struct ApiDoc;
@@ -103,6 +109,14 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(routes::jobs::submit).get(routes::jobs::list),
         )
         .layer(DefaultBodyLimit::max(body_limit));
+    // A batch's JSON Lines are limited by `WARBLE_BATCH_MAX_BYTES` as they are read, and each
+    // of its files by the upload limit: the body as a whole has no limit of its own.
+    let batches = Router::new()
+        .route(
+            "/v1/batches",
+            axum::routing::post(routes::batches::create).get(routes::batches::list),
+        )
+        .layer(DefaultBodyLimit::disable());
     // OpenAI's routes answer errors in OpenAI's shape, including the key's and the rate
     // limiter's (the layer is outside `require_key`).
     let openai = Router::new()
@@ -127,6 +141,13 @@ pub fn app(state: AppState) -> Router {
     // Everything here needs a key; the probes and the docs below do not.
     let protected = Router::new()
         .merge(jobs)
+        .merge(batches)
+        .route("/v1/batches/{id}", get(routes::batches::get))
+        .route(
+            "/v1/batches/{id}/cancel",
+            axum::routing::post(routes::batches::cancel),
+        )
+        .route("/v1/batches/{id}/results", get(routes::batches::results))
         .route(
             "/v1/jobs/{id}",
             get(routes::jobs::get).delete(routes::jobs::delete),
@@ -179,17 +200,26 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/workers", get(routes::workers::list))
         .route("/v1/auth/token", axum::routing::post(routes::token::issue))
         .route("/v1/audit", get(routes::audit::list))
+        .route(
+            "/v1/jobs/{id}/retry",
+            axum::routing::post(routes::jobs::retry),
+        )
+        .route("/v1/admin/stats", get(routes::admin::stats))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    // The docs are public but limited per client address; the probes are never limited.
+    // The docs and the dashboard's page (which holds no data: it asks for a key) are public
+    // but limited per client address; the probes are never limited.
     let docs = Router::new()
         .route(
             "/openapi.json",
             get(|| async { ([("content-type", "application/json")], openapi_json()) }),
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", ApiDoc::openapi()))
+        .route("/admin", get(routes::admin::page))
+        .route("/admin/", get(routes::admin::page))
+        .route("/admin/assets/{file}", get(routes::admin::asset))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::by_ip,

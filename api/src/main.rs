@@ -98,6 +98,14 @@ struct ServeArgs {
     /// files on your own network only).
     #[arg(long, env = "WARBLE_AUDIO_URL_ALLOW_PRIVATE", default_value_t = false)]
     audio_url_allow_private: bool,
+    /// Most requests (JSON lines, or files) in one batch.
+    #[arg(long, env = "WARBLE_BATCH_MAX_REQUESTS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch_max_requests: u64,
+    /// Most bytes of one batch's JSON Lines.
+    #[arg(long, env = "WARBLE_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    batch_max_bytes: u64,
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.com`; default: pages served from localhost only.
     #[arg(long, env = "WARBLE_CORS_ORIGINS", value_delimiter = ',')]
@@ -292,6 +300,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audio_url: warble_api::state::AudioUrlSettings {
             allow_private: args.audio_url_allow_private,
             timeout: std::time::Duration::from_secs_f64(args.audio_url_timeout_secs.max(0.1)),
+        },
+        batch_limits: warble_api::routes::batches::BatchLimits {
+            max_requests: args.batch_max_requests as usize,
+            max_bytes: args.batch_max_bytes as usize,
         },
     };
     if args.audio_url_allow_private {

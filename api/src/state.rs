@@ -49,6 +49,8 @@ pub struct AppState {
     pub openai_wait: std::time::Duration,
     /// How jobs' audio is fetched from URLs.
     pub audio_url: AudioUrlSettings,
+    /// Limits on one batch.
+    pub batch_limits: crate::routes::batches::BatchLimits,
     /// Prometheus metrics, served on `WARBLE_METRICS_LISTEN`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }

@@ -1,6 +1,7 @@
 //! Hands the queue any job that was recorded but not enqueued: the API answers a submission
 //! once the job is in the database, so a queue hiccup (or a crash) between the two steps must
-//! not strand the job. Re-sending is harmless: queue tasks are keyed by job id.
+//! not strand the job. Re-sending is harmless: queue tasks are keyed by job id. It also starts
+//! the intake of batches whose API stopped before it had fetched all their URLs.
 
 use tokio_util::sync::CancellationToken;
 use warble_jobs::job;
@@ -29,5 +30,6 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
         job::mark_enqueued(&state.db, &id).await?;
         tracing::info!(job = %id, "job enqueued by the sweep");
     }
+    crate::batch_intake::resume(state).await?;
     Ok(())
 }

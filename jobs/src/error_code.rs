@@ -85,10 +85,12 @@ error_codes! {
     TranscriptUnreadable = "transcript_unreadable", Some(409), "The stored transcript cannot be read.";
     JobFinished = "job_finished", Some(409), "The job already succeeded or failed: only a queued or running job can be canceled.";
     OwnKey = "own_key", Some(409), "An admin cannot revoke the key it calls with.";
+    BatchFinished = "batch_finished", Some(409), "Every request of the batch had already ended: there is nothing to cancel.";
     TooManyWebhooks = "too_many_webhooks", Some(409), "The tenant already has the most webhook endpoints allowed (25).";
     Gone = "gone", Some(410), "The job succeeded and its data was deleted.";
     PayloadTooLarge = "payload_too_large", Some(413), "The upload is larger than the server's limit.";
     AudioUrlTooLarge = "audio_url_too_large", Some(413), "The file at `audio_url` is larger than the server's upload limit.";
+    BatchTooLarge = "batch_too_large", Some(413), "The batch has more requests or files than `WARBLE_BATCH_MAX_REQUESTS`, or its JSON Lines more bytes than `WARBLE_BATCH_MAX_BYTES`.";
     UnsupportedMediaType = "unsupported_media_type", Some(415), "Not a format warble takes, or the name, declared type and content disagree.";
     InvalidAudio = "invalid_audio", Some(422), "Audio warble takes but cannot use: empty, damaged, too long, or out-of-range rate or channels.";
     InvalidWebhookUrl = "invalid_webhook_url", Some(422), "The webhook URL is not http(s), or names a private address.";
@@ -96,6 +98,7 @@ error_codes! {
     AudioUrlUnreachable = "audio_url_unreachable", Some(422), "`audio_url` could not be fetched: no such host, no connection, an answer other than 2xx, or more than 5 redirects.";
     AudioUrlTimeout = "audio_url_timeout", Some(422), "Fetching `audio_url` took longer than `WARBLE_AUDIO_URL_TIMEOUT_SECS`.";
     InvalidCallbackUrl = "invalid_callback_url", Some(422), "The job's `callback_url` is not http(s), or names a private address.";
+    InvalidBatch = "invalid_batch", Some(422), "Lines of the batch are not valid requests; `lines` lists each one's line number, code and message. Nothing was made.";
     WebhookSecretMissing = "webhook_secret_missing", Some(422), "A `callback_url` needs the tenant's secret first (`POST /v1/webhooks/secret`).";
     // Limits.
     RateLimited = "rate_limited", Some(429), "Too many requests; `Retry-After` and `RateLimit-*` say when to come back.";
@@ -113,6 +116,8 @@ error_codes! {
     Unsupported = "unsupported", None, "The model cannot do what the job asks (e.g. a decoder head it does not have).";
     TranscriptionFailed = "transcription_failed", None, "The model failed on this audio.";
     TooManyAttempts = "too_many_attempts", None, "The job was started `WARBLE_MAX_ATTEMPTS` times without finishing (workers crashed or could not reach storage).";
+    // Added later; the table keeps its order.
+    JobNotRetryable = "job_not_retryable", Some(409), "Only a failed or canceled job whose audio was not deleted can be retried.";
 }
 
 // A failed job's code is stored as its text, and a text not in the table fails the read.

@@ -53,6 +53,11 @@ impl JobStatus {
             Self::Canceled => "canceled",
         }
     }
+
+    /// Whether the job has ended: succeeded, failed or canceled.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
 }
 
 crate::db::stored_as_text!(JobStatus, "job status");
@@ -127,6 +132,9 @@ pub struct Job {
     /// When a client deleted its audio and transcript (`DELETE /v1/jobs/{id}`); `null` while
     /// they are kept.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The batch it was submitted in (`POST /v1/batches`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -135,7 +143,7 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key, tenant, callback_url, deleted_at, estimated_completion_at"
+         audio_key, tenant, callback_url, deleted_at, estimated_completion_at, batch_id"
     };
 }
 
@@ -161,6 +169,7 @@ struct JobRow {
     callback_url: Option<String>,
     deleted_at: Option<DateTime<Utc>>,
     estimated_completion_at: Option<DateTime<Utc>>,
+    batch_id: Option<String>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -195,6 +204,7 @@ impl From<JobRow> for StoredJob {
                 tenant: row.tenant,
                 callback_url: row.callback_url,
                 deleted_at: row.deleted_at,
+                batch_id: row.batch_id,
             },
         }
     }
@@ -240,6 +250,8 @@ pub struct NewJob {
     pub key_id: String,
     /// That key's quotas.
     pub quotas: Quotas,
+    /// The batch it belongs to.
+    pub batch_id: Option<String>,
 }
 
 /// Outcome of [`insert`].
@@ -267,8 +279,8 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
          audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs, \
-         tenant, key_id, callback_url) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+         tenant, key_id, callback_url, batch_id) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, \
+         $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
     );
@@ -310,6 +322,7 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
                     .bind(&new.tenant)
                     .bind(&new.key_id)
                     .bind(&new.callback_url)
+                    .bind(&new.batch_id)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if row.is_some() {
@@ -458,6 +471,13 @@ macro_rules! transition {
                     && let Some(event) = event(&job.job)
                 {
                     outbox::enqueue(&mut *tx, event, &job.job).await?;
+                }
+                // The last of a batch's jobs to end ends the batch.
+                if let Some(job) = &changed
+                    && job.job.status.is_final()
+                    && let Some(batch) = &job.job.batch_id
+                {
+                    $crate::batch::settle_in!(tx, batch);
                 }
                 tx.commit().await?;
                 changed
@@ -714,4 +734,58 @@ pub async fn delete(
             .await?
     });
     Ok(row.map(Into::into))
+}
+
+/// What [`retry`] found.
+#[derive(Debug)]
+pub enum Retry {
+    /// The job had failed or been canceled and is `queued` again; the caller hands it to the
+    /// queue.
+    Retried(StoredJob),
+    /// The job is queued, running or succeeded, or its audio was deleted; nothing changed.
+    Refused(StoredJob),
+}
+
+/// Puts a failed or canceled job whose audio is kept back in the queue: `queued`, its error,
+/// progress, estimate and `finished_at` cleared, and its `attempts` reset to 0 — a retry is a
+/// new start, and the attempts left over would fail a job that had run out of them
+/// (`too_many_attempts`) again at once. `started_at` stays that of its first start. It is
+/// marked not enqueued, so that the sweep hands it to the queue if the caller cannot. No
+/// webhook is sent (there is no event for it); its next start sends `job.started` again.
+/// `None` if there is no such job (in `tenant`).
+pub async fn retry(
+    db: &Database,
+    id: &str,
+    tenant: Option<&str>,
+) -> Result<Option<Retry>, DbError> {
+    let sql = concat!(
+        "UPDATE warble_jobs SET status = 'queued', progress = 0, attempts = 0, \
+         finished_at = NULL, error_code = NULL, error_message = NULL, \
+         estimated_completion_at = NULL, worker_id = NULL, enqueued = FALSE \
+         WHERE id = $1 AND ($2 IS NULL OR tenant = $2) AND status IN ('failed', 'canceled') \
+         AND deleted_at IS NULL RETURNING ",
+        columns!(),
+        ""
+    );
+    let row: Option<JobRow> = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let row: Option<JobRow> = sqlx::query_as(sql).bind(id).bind(tenant).fetch_optional(&mut *tx).await?;
+        // A completed batch has a request running again: it is in progress until that ends,
+        // and then completes (and says so) again. A canceled batch stays canceled.
+        if let Some(batch) = row.as_ref().and_then(|r| r.batch_id.as_ref()) {
+            sqlx::query(
+                "UPDATE warble_batches SET status = 'in_progress', finished_at = NULL \
+                 WHERE id = $1 AND status = 'completed'",
+            )
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        row
+    });
+    if let Some(row) = row {
+        return Ok(Some(Retry::Retried(row.into())));
+    }
+    Ok(get(db, id, tenant).await?.map(Retry::Refused))
 }

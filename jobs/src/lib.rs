@@ -3,6 +3,7 @@
 //! object storage, the transcript format and the table of error codes. What only the API
 //! uses (keys, the audit log, outgoing-request checks) lives in the API.
 
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod error_code;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod queue;
 pub mod quota;
 pub mod signal;
+pub mod stats;
 pub mod storage;
 pub mod transcript;
 pub mod webhook;

@@ -53,7 +53,9 @@ impl Endpoints {
 
     /// The job's outbox rows, sorted.
     async fn rows(&self, db: &Database, job_id: &str) -> Vec<Row> {
-        let all = outbox::list(db, None, None, None, None, 100).await.unwrap();
+        let all = outbox::list(db, None, None, None, None, None, 100)
+            .await
+            .unwrap();
         let mut rows: Vec<Row> = all
             .iter()
             .filter(|d| d.job_id == job_id)

@@ -312,7 +312,7 @@ async fn upgrading_makes_deliveries_waiting_for_a_retry_retrying() {
         with_pool!(&db, pool => migrator.run(pool).await.unwrap());
 
         let mut statuses: Vec<(String, DeliveryStatus)> =
-            outbox::list(&db, None, None, None, None, 10)
+            outbox::list(&db, None, None, None, None, None, 10)
                 .await
                 .unwrap()
                 .into_iter()

@@ -57,7 +57,7 @@ async fn an_unknown_delivery_status_or_event_fails_the_read(db: Database) {
         .unwrap();
     let id = support::queued(&db, "acme", None).await.id;
     job::start(&db, &id, "w1").await.unwrap().unwrap();
-    let list = || outbox::list(&db, None, None, None, None, 10);
+    let list = || outbox::list(&db, None, None, None, None, None, 10);
     assert_eq!(list().await.unwrap().len(), 1, "job.started was written");
 
     write_raw(

@@ -33,6 +33,9 @@ if [ -z "$st" ]; then
         st="schemathesis"
     fi
 fi
+# JSON Lines (batches) are written and read by our hooks.
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_HOOKS=hooks
 exec "$st" --config-file "$here/schemathesis.toml" run "$base/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $key" \

@@ -1,6 +1,8 @@
 //! The HTTP routes.
 
+pub mod admin;
 pub mod audit;
+pub mod batches;
 pub mod health;
 pub mod jobs;
 pub mod keys;

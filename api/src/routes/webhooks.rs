@@ -91,6 +91,8 @@ pub struct DeliveryQuery {
     /// Only deliveries in this state: `retrying` lists those whose endpoint failed and that
     /// wait for their next attempt, `failed` those given up.
     pub status: Option<DeliveryStatus>,
+    /// Only deliveries about this job.
+    pub job_id: Option<String>,
     /// Page size, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
@@ -383,6 +385,7 @@ async fn deliveries_page(
         &state.db,
         caller.scope(),
         webhook,
+        query.job_id.as_deref(),
         query.status,
         query.cursor.as_deref(),
         limit,

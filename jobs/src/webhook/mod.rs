@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::db::{Database, DbError};
 use crate::with_pool;
 
-/// What happened to a job.
+/// What happened to a job or a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum Event {
     /// A worker started the job (its first attempt).
@@ -27,15 +27,19 @@ pub enum Event {
     /// The job was canceled before it finished.
     #[serde(rename = "job.canceled")]
     JobCanceled,
+    /// Every request of a batch has ended (also after a cancel: `status` says which).
+    #[serde(rename = "batch.completed")]
+    BatchCompleted,
 }
 
 impl Event {
-    /// Every event, in the order of a job's life.
-    pub const ALL: [Event; 4] = [
+    /// Every event, in the order of a job's life, then a batch's.
+    pub const ALL: [Event; 5] = [
         Self::JobStarted,
         Self::JobSucceeded,
         Self::JobFailed,
         Self::JobCanceled,
+        Self::BatchCompleted,
     ];
 
     /// The name on the wire (`type` of the payload).
@@ -45,6 +49,7 @@ impl Event {
             Self::JobSucceeded => "job.succeeded",
             Self::JobFailed => "job.failed",
             Self::JobCanceled => "job.canceled",
+            Self::BatchCompleted => "batch.completed",
         }
     }
 }

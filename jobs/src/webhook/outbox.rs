@@ -74,7 +74,7 @@ pub struct Delivery {
     pub url: String,
     /// What happened.
     pub event: Event,
-    /// The job it is about.
+    /// The job it is about (for `batch.completed`: the batch's id).
     pub job_id: String,
     /// Where it is.
     pub status: DeliveryStatus,
@@ -239,15 +239,39 @@ where
     };
     let payload = Payload::new(event, job);
     let body = serde_json::to_string(&payload).expect("a payload serialises");
+    deliver(executor, event, &job.id, tenant, &body, payload.timestamp).await
+}
+
+/// Writes the deliveries of `event` about `subject` (a job's or a batch's id, kept in the
+/// `job_id` column) with the exact `body`, in the caller's transaction: one per enabled
+/// endpoint of `tenant` that wants the event, and, for a job's final events, one to the job's
+/// `callback_url` (a batch's id names no job, so it has none).
+pub(crate) async fn deliver<'e, DB, E>(
+    executor: E,
+    event: Event,
+    subject: &str,
+    tenant: &str,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbError>
+where
+    DB: sqlx::Database,
+    E: sqlx::Executor<'e, Database = DB>,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let id_prefix = format!("msg_{}_", ulid::Ulid::generate());
     sqlx::query::<DB>(ENQUEUE)
         .bind(id_prefix)
         .bind(event.as_str())
-        .bind(job.id.clone())
-        .bind(body)
-        .bind(payload.timestamp.timestamp_millis())
-        .bind(payload.timestamp)
-        .bind(tenant.clone())
+        .bind(subject.to_string())
+        .bind(body.to_string())
+        .bind(at.timestamp_millis())
+        .bind(at)
+        .bind(tenant.to_string())
         .bind(format!("%,{},%", event.as_str()))
         .execute(executor)
         .await?;
@@ -503,11 +527,13 @@ pub async fn record(db: &Database, claimed: &Claimed, outcome: &Outcome) -> Resu
 }
 
 /// Deliveries newest first: of one endpoint (`webhook`), or all that `tenant` may see
-/// (`None`: every tenant's), optionally in one status, after `cursor`.
+/// (`None`: every tenant's), optionally only those about one job (`job`) or in one status,
+/// after `cursor`.
 pub async fn list(
     db: &Database,
     tenant: Option<&str>,
     webhook: Option<&str>,
+    job: Option<&str>,
     status: Option<DeliveryStatus>,
     cursor: Option<&str>,
     limit: u32,
@@ -517,7 +543,8 @@ pub async fn list(
         delivery_columns!(),
         " FROM warble_deliveries WHERE ($1 IS NULL OR tenant = $1) \
          AND ($2 IS NULL OR webhook_id = $2) AND ($3 IS NULL OR status = $3) \
-         AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+         AND ($4 IS NULL OR id < $4) AND ($6 IS NULL OR job_id = $6) \
+         ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<DeliveryRow> = with_pool!(db, pool => {
         sqlx::query_as(sql)
@@ -526,6 +553,7 @@ pub async fn list(
             .bind(status.map(DeliveryStatus::as_str))
             .bind(cursor)
             .bind(i64::from(limit))
+            .bind(job)
             .fetch_all(pool)
             .await?
     });

@@ -44,6 +44,7 @@ pub async fn queued(db: &Database, tenant: &str, callback_url: Option<&str>) -> 
         callback_url: callback_url.map(Into::into),
         key_id: format!("key-of-{tenant}"),
         quotas: Default::default(),
+        batch_id: None,
     };
     match job::insert(db, &new).await.unwrap() {
         Inserted::Created(stored) => stored.job,

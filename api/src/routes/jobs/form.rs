@@ -104,34 +104,71 @@ impl<F: Fields> Submission<F> {
                 "send one `file` part",
             ));
         }
-        self.filename = field.file_name().and_then(filename::sanitize);
-        self.content_type = field.content_type().map(str::to_string);
-        let extension = self.filename.as_deref().and_then(filename::extension);
-        let file = self.file.insert(
-            Incoming::start(
-                intake.state,
-                intake.audio_key,
-                extension.as_deref(),
-                self.content_type.as_deref(),
-            )
-            .await?,
-        );
-        while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-            file.write(&chunk, intake.limit).await?;
-        }
+        let part = FilePart::receive(intake, field).await?;
+        self.file = Some(part.file);
+        self.filename = part.filename;
+        self.content_type = part.content_type;
         Ok(())
+    }
+}
+
+/// A file part of a form, streamed into storage, not yet checked.
+pub struct FilePart {
+    /// The file.
+    pub file: Incoming,
+    /// The part's name, cleaned for display.
+    pub filename: Option<String>,
+    /// The part's declared type, as the client sent it.
+    pub content_type: Option<String>,
+}
+
+impl FilePart {
+    /// Streams the part into storage under the intake's key, within its limit; on a refusal
+    /// what was stored is removed.
+    pub async fn receive(intake: &Intake<'_>, field: &mut Field<'_>) -> Result<Self, ApiError> {
+        let filename = field.file_name().and_then(filename::sanitize);
+        let content_type = field.content_type().map(str::to_string);
+        let extension = filename.as_deref().and_then(filename::extension);
+        let mut file = Incoming::start(
+            intake.state,
+            intake.audio_key,
+            extension.as_deref(),
+            content_type.as_deref(),
+        )
+        .await?;
+        let written = async {
+            while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                file.write(&chunk, intake.limit).await?;
+            }
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(Self {
+                file,
+                filename,
+                content_type,
+            }),
+            Err(err) => {
+                file.abort().await;
+                Err(err)
+            }
+        }
     }
 }
 
 /// The options of `POST /v1/jobs` besides its file. An empty text field is one left blank in a
 /// form: not given.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct JobOptions {
     /// `decoder`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decoder: Option<String>,
     /// `callback_url`, checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     /// `metadata`, a JSON object.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -232,7 +269,7 @@ impl Fields for JobOptions {
 }
 
 /// A form that could not be parsed, or a body over axum's limit.
-fn bad_form(err: MultipartError) -> ApiError {
+pub(crate) fn bad_form(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             ErrorCode::PayloadTooLarge,

@@ -1,14 +1,17 @@
 //! `/v1/jobs`: submit audio ([`submit`]), poll the job, fetch the transcript, list, cancel,
-//! delete.
+//! delete, retry ([`retry`]).
 
 mod form;
 mod from_url;
+mod retry;
 mod submit;
 
-pub(crate) use form::{Fields, Intake, JobOptions, small_text};
+pub(crate) use form::{Fields, FilePart, Intake, JobOptions, bad_form, small_text};
+pub(crate) use from_url::UrlSubmission;
+pub use retry::{__path_retry, retry};
 pub use submit::Refusal;
 pub use submit::{__path_submit, FORM_OVERHEAD, submit};
-pub(crate) use submit::{idempotency_key, intake};
+pub(crate) use submit::{Received, admit, commit, discard, from_url, idempotency_key, intake};
 
 use crate::keys::Caller;
 use axum::extract::{Path, Query, State};

@@ -113,7 +113,7 @@ pub async fn submit(
         let submission: UrlSubmission = serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
         let (job, replayed) =
-            from_url(&state, &caller, &headers, submission, idempotency_key).await?;
+            from_url(&state, &caller, &headers, submission, idempotency_key, None).await?;
         return Ok(accepted(&job, replayed));
     }
     let mut multipart = Multipart::from_request(request, &state)
@@ -130,13 +130,15 @@ pub async fn submit(
     Ok(accepted(&job, replayed))
 }
 
-/// A job from a URL: the audio fetched into storage, checked, and the job recorded and queued.
-async fn from_url(
+/// A job from a URL (in batch `batch_id`): the audio fetched into storage, checked, and the
+/// job recorded and queued.
+pub(crate) async fn from_url(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     mut submission: UrlSubmission,
     idempotency_key: Option<String>,
+    batch_id: Option<&str>,
 ) -> Result<(Job, bool), ApiError> {
     let (quotas, limit) = admit(state, caller, headers).await?;
     let id = Ulid::generate();
@@ -157,6 +159,7 @@ async fn from_url(
         content_type: fetched.content_type,
         options,
         quotas,
+        batch_id: batch_id.map(str::to_string),
     };
     commit(state, caller, received, idempotency_key).await
 }
@@ -211,24 +214,27 @@ pub(crate) async fn intake<F: Fields>(
         content_type: form.content_type,
         options: form.fields.job_options(),
         quotas,
+        batch_id: None,
     };
     let (job, replayed) = commit(state, caller, received, idempotency_key).await?;
     Ok((job, replayed, form.fields))
 }
 
 /// A submission whose file is in, not yet checked.
-struct Received {
-    id: Ulid,
-    audio_key: String,
-    file: Incoming,
-    filename: Option<String>,
-    content_type: Option<String>,
-    options: JobOptions,
-    quotas: quota::Quotas,
+pub(crate) struct Received {
+    pub id: Ulid,
+    pub audio_key: String,
+    pub file: Incoming,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub options: JobOptions,
+    pub quotas: quota::Quotas,
+    /// The batch it belongs to.
+    pub batch_id: Option<String>,
 }
 
 /// Checks the received file (a refused one is removed) and records and queues its job.
-async fn commit(
+pub(crate) async fn commit(
     state: &AppState,
     caller: &Caller,
     received: Received,
@@ -250,6 +256,7 @@ async fn commit(
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
         quotas: received.quotas,
+        batch_id: received.batch_id,
     };
     record(state, &new).await
 }
@@ -304,14 +311,7 @@ pub(crate) async fn record(state: &AppState, new: &NewJob) -> Result<(Job, bool)
             // cannot take it now, or noting that it did fails, the sweeper hands it over (again;
             // queue tasks are keyed by job id) and sets the flag later. An error here would
             // have the client submit, and be charged, twice.
-            match state.queue.push(&created.job.id).await {
-                Ok(()) => {
-                    if let Err(err) = job::mark_enqueued(&state.db, &created.job.id).await {
-                        tracing::warn!(job = %created.job.id, error = %err, "enqueued; flag left to the sweeper");
-                    }
-                }
-                Err(err) => tracing::warn!(job = %created.job.id, error = %err, "enqueue deferred"),
-            }
+            enqueue(state, &created.job.id).await;
             tracing::info!(job = %created.job.id, bytes = created.job.audio_bytes, "job submitted");
             Ok((created.job, false))
         }
@@ -388,4 +388,18 @@ fn accepted(job: &Job, replayed: bool) -> Response {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
+}
+
+/// Hands a recorded job to the queue and notes that it did; on failure, only logs it: the
+/// sweeper hands over the jobs not noted (again: queue tasks are keyed by job id) and notes
+/// them later.
+pub(crate) async fn enqueue(state: &AppState, id: &str) {
+    match state.queue.push(id).await {
+        Ok(()) => {
+            if let Err(err) = job::mark_enqueued(&state.db, id).await {
+                tracing::warn!(job = %id, error = %err, "enqueued; flag left to the sweeper");
+            }
+        }
+        Err(err) => tracing::warn!(job = %id, error = %err, "enqueue deferred"),
+    }
 }
