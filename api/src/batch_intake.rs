@@ -21,9 +21,10 @@ use crate::keys::{Caller, Role};
 use crate::routes::jobs::{UrlSubmission, from_url};
 use crate::state::AppState;
 
-/// How long a batch's intake lease lasts without renewal, ms: longer than one fetch may take
-/// (`WARBLE_AUDIO_URL_TIMEOUT_SECS`, 60 s by default) with room.
-pub const LEASE_MS: i64 = 120_000;
+/// How long a batch's intake lease lasts without renewal, ms: how long a batch waits after its
+/// API stopped before another (or the same one, restarted) takes it over. It is renewed
+/// beside the fetches, every quarter of it, whatever they take.
+pub const LEASE_MS: i64 = 30_000;
 /// Requests of one batch fetched at once.
 const FETCHES_AT_ONCE: usize = 4;
 /// Pending requests read at a time.
@@ -68,11 +69,34 @@ async fn run(state: &AppState, id: &str) -> Result<(), DbError> {
     // The lease is renewed beside the fetches, not between them: a fetch that is not polled
     // may hold a database lock (a transaction between two statements) that the renewal would
     // wait for.
-    let lost = CancellationToken::new();
-    let renewal = tokio::spawn(renew(state.db.clone(), id.to_string(), lease, lost.clone()));
-    let made = lost.run_until_cancelled(make_all(state, id)).await;
-    renewal.abort();
-    made.unwrap_or(Ok(()))
+    let hold = Hold::new(state, id, lease);
+    hold.lost
+        .run_until_cancelled(make_all(state, id))
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// A batch's intake lease, renewed in the background until dropped.
+pub struct Hold {
+    /// Cancelled once the lease could not be renewed: the batch was canceled, or another API
+    /// took it over.
+    pub lost: CancellationToken,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Hold {
+    /// Holds the lease `lease` (its end, as [`batch::claim`] gave it) of batch `id`.
+    pub fn new(state: &AppState, id: &str, lease: i64) -> Self {
+        let lost = CancellationToken::new();
+        let renewal = tokio::spawn(renew(state.db.clone(), id.to_string(), lease, lost.clone()));
+        Self { lost, renewal }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
 }
 
 /// Makes every pending request's job, a few at a time.
@@ -122,6 +146,21 @@ async fn make(state: &AppState, caller: &Caller, id: &str, request: PendingReque
         Ok(false) => return Made::Done,
         Err(_) => return Made::Later,
     }
+    // A revoked key (a leak, someone who left) makes no more jobs.
+    match batch::key_revoked(&state.db, id).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let error = JobError::new(
+                ErrorCode::Unauthorized,
+                "the key that made the batch was revoked before this request's job was made",
+            );
+            return match batch::refuse_pending(&state.db, id, &error).await {
+                Ok(()) => Made::Done,
+                Err(_) => Made::Later,
+            };
+        }
+        Err(_) => return Made::Later,
+    }
     let made = async {
         let (Some(_), Some(options)) = (&request.audio_url, &request.options) else {
             // An uploaded file whose request ended before its job was recorded.
@@ -139,7 +178,7 @@ async fn make(state: &AppState, caller: &Caller, id: &str, request: PendingReque
             &HeaderMap::new(),
             submission,
             Some(key),
-            Some(id),
+            Some((id, request.line)),
         )
         .await
     }

@@ -31,7 +31,7 @@ pub enum ApiError {
     #[error(transparent)]
     Quota(#[from] warble_jobs::quota::QuotaExceeded),
     /// Lines of a batch that are not valid requests: 422 `invalid_batch`, listing each.
-    #[error("{} of the batch's lines are not valid requests; nothing was made", .0.len())]
+    #[error("lines of the batch are not valid requests ({} of them); nothing was made", .0.len())]
     InvalidLines(Vec<LineError>),
     /// Our own fault; the details are logged, the client gets a generic message.
     #[error("internal error")]

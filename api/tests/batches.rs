@@ -149,6 +149,10 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
     lines[4]["decoder"] = json!("beam");
     let mut body = jsonl(&lines);
     body.push_str("{not json\n");
+    for custom_id in ["  ", "a\u{0}b"] {
+        let line = json!({"custom_id": custom_id, "audio_url": format!("{files}/speech/8.wav")});
+        body.push_str(&format!("{line}\n"));
+    }
     let response = post_lines(&api, body).await;
     assert_eq!(response.status(), 422);
     let refused: Value = response.json().await.unwrap();
@@ -167,6 +171,8 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
             (4, "invalid_audio_url"),
             (5, "invalid_decoder"),
             (7, "invalid_body"),
+            (8, "invalid_field"),
+            (9, "invalid_field"),
         ],
         "{refused}"
     );
@@ -209,7 +215,17 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
                    "metadata": {"episode": i}})
         })
         .collect();
-    let response = post_lines(&api, jsonl(&lines)).await;
+    // With a byte order mark, as Windows tools write it, and an Idempotency-Key.
+    let body = format!("\u{feff}{}", jsonl(&lines));
+    let post = |body: String| {
+        api.client
+            .post(api.url("/v1/batches"))
+            .header("content-type", "application/jsonl")
+            .header("idempotency-key", "nightly-2026-11-30")
+            .body(body)
+            .send()
+    };
+    let response = post(body.clone()).await.unwrap();
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let created: Value = response.json().await.unwrap();
@@ -218,6 +234,11 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
     assert_eq!(created["status"], "in_progress");
     assert_eq!(created["request_counts"]["total"], 200);
     assert_eq!(created["request_counts"]["pending"], 200);
+    // The same request again (a client's retry) is the same batch, not a second one.
+    let again = post(body).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
     // The worker comes after the batch: its jobs wait queued meanwhile.
     wait_batch(&api, &id, |b| {
         b["request_counts"]["queued"].as_i64().unwrap() >= 20
@@ -257,10 +278,15 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
     let job = api.get_json(&format!("/v1/jobs/{job_id}")).await;
     assert_eq!(job["batch_id"], id);
     assert_eq!(job["metadata"], json!({"episode": 1}));
+    assert_eq!(api.get_json("/v1/batches").await["batches"], json!([batch]));
+    // A succeeded job whose data was deleted says so in the results.
     assert_eq!(
-        api.get_json("/v1/batches").await["batches"][0]["id"],
-        id.as_str()
+        api.delete(&format!("/v1/jobs/{job_id}")).await.status(),
+        200
     );
+    let first = &results_of(&api, &id).await[0];
+    assert_eq!(first["status"], "succeeded");
+    assert_eq!(first["error"]["code"], "gone", "{first}");
 
     let delivered = receiver.wait_for("/batches", 1, WAIT).await;
     let event = delivered[0].json();
@@ -273,8 +299,9 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
         format!("/v1/batches/{id}/results")
     );
 
-    // A form of files: the file that is not audio fails its own request at once, the truncated
-    // one as a job, in the worker.
+    // A form of files: the files that are not audio fail their own requests (one at once, by
+    // its type; one once read), the truncated one as a job, in the worker. A repeated name is
+    // made unique.
     let wav = std::fs::read(fixture("audio/tts_us_m6.wav")).unwrap();
     let parts = [
         ("tts_us_m6.wav", wav.clone()),
@@ -287,6 +314,8 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
             std::fs::read(fixture("audio/tts_us_m6.txt")).unwrap(),
         ),
         ("truncated.wav", wav[..wav.len() / 2].to_vec()),
+        ("notes.txt", b"meeting notes".to_vec()),
+        ("tts_us_m6.wav", wav.clone()),
     ];
     let mut form = reqwest::multipart::Form::new().text("metadata", r#"{"via": "form"}"#);
     for (name, bytes) in parts {
@@ -307,8 +336,8 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
     let files_id = created["id"].as_str().unwrap().to_string();
     let batch = wait_batch(&api, &files_id, ended).await;
     assert_eq!(batch["status"], "completed", "{batch}");
-    assert_eq!(batch["request_counts"]["succeeded"], 2, "{batch}");
-    assert_eq!(batch["request_counts"]["failed"], 2, "{batch}");
+    assert_eq!(batch["request_counts"]["succeeded"], 3, "{batch}");
+    assert_eq!(batch["request_counts"]["failed"], 3, "{batch}");
     let results = results_of(&api, &files_id).await;
     let ids: Vec<&str> = results
         .iter()
@@ -320,10 +349,14 @@ async fn two_hundred_lines_run_to_results_and_a_webhook(backends: Backends, _dir
             "tts_us_m6.wav",
             "tts_en_f5.wav",
             "notes.wav",
-            "truncated.wav"
+            "truncated.wav",
+            "notes.txt",
+            "tts_us_m6.wav#2",
         ]
     );
     assert_eq!(results[2]["error"]["code"], "unsupported_media_type");
+    assert_eq!(results[4]["error"]["code"], "unsupported_media_type");
+    assert_eq!(results[5]["status"], "succeeded");
     assert_eq!(results[3]["error"]["code"], "audio_decode_failed");
     let job = api
         .get_json(&format!(
@@ -405,8 +438,8 @@ async fn a_batch_canceled_midway_stops_and_keeps_what_finished(backends: Backend
     assert_eq!(succeeded + canceled, 80, "{batch}");
     assert_eq!(counts["pending"], 0);
 
-    // Fetches in flight at the cancel may still make their jobs, canceled at once; after
-    // them no job is made, and every job of the batch has ended.
+    // Fetches in flight at the cancel end without a job (nor a charge): every job there is
+    // is a request's, and none is made later.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let jobs_then = api.get_json("/v1/jobs?limit=100").await["jobs"].clone();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -421,6 +454,8 @@ async fn a_batch_canceled_midway_stops_and_keeps_what_finished(backends: Backend
     );
     let results = results_of(&api, &id).await;
     assert_eq!(results.len(), 80);
+    let linked = results.iter().filter(|r| r["job_id"].is_string()).count();
+    assert_eq!(linked, jobs.len(), "{jobs_now}");
     let done = results
         .iter()
         .filter(|r| r["status"] == "succeeded")
@@ -451,4 +486,33 @@ async fn a_batch_canceled_midway_stops_and_keeps_what_finished(backends: Backend
         .count();
     assert_eq!(cancels, 1, "{audit}");
     assert_eq!(receiver.received("/batches").len(), 1);
+
+    // Revoking a key stops its batches: what it had not fetched fails, `unauthorized`.
+    let (key_id, secret) = common::make_key(&api, "leaked", "user", Some("acme")).await;
+    let leaked = api.as_key(&secret);
+    let lines: Vec<Value> = (1..=40)
+        .map(|i| json!({"custom_id": format!("k{i}"), "audio_url": format!("{files}/speech/{i}.wav")}))
+        .collect();
+    let response = post_lines(&leaked, jsonl(&lines)).await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_batch(&api, &id, |b| {
+        b["request_counts"]["pending"].as_i64().unwrap() < 38
+    })
+    .await;
+    assert_eq!(
+        api.delete(&format!("/v1/keys/{key_id}")).await.status(),
+        200
+    );
+    let batch = wait_batch(&api, &id, ended).await;
+    let results = results_of(&api, &id).await;
+    let refused = results
+        .iter()
+        .filter(|r| r["error"]["code"] == "unauthorized")
+        .count();
+    assert!(refused >= 20, "{batch}");
+    assert_eq!(batch["request_counts"]["failed"], refused as i64, "{batch}");
 }

@@ -241,6 +241,12 @@ async fn the_dashboard_follows_cancels_and_retries_jobs(mut backends: Backends, 
         .arg("--disable-gpu")
         .arg("--disable-dev-shm-usage")
         .window_size(1400, 1000)
+        // The page's own size too (chromiumoxide's default viewport is 800 × 600).
+        .viewport(chromiumoxide::handler::viewport::Viewport {
+            width: 1400,
+            height: 1000,
+            ..Default::default()
+        })
         .launch_timeout(Duration::from_secs(30))
         .build()
         .unwrap();

@@ -276,6 +276,8 @@ pub struct NewBatch {
     pub tenant: String,
     /// The submitting key, charged for the batch's jobs.
     pub key_id: String,
+    /// The client's `Idempotency-Key`, scoped to the tenant.
+    pub idempotency_key: Option<String>,
     /// Its requests, all `pending`.
     pub requests: Vec<NewRequest>,
 }
@@ -283,22 +285,27 @@ pub struct NewBatch {
 /// Rows per `INSERT` of requests (7 values each, well under SQLite's 32766 parameters).
 const INSERT_CHUNK: usize = 500;
 
-/// Records a batch and its requests, all pending, in one transaction.
-pub async fn create(db: &Database, new: &NewBatch) -> Result<Batch, DbError> {
+/// Records a batch and its requests, all pending, in one transaction: the batch, and whether
+/// it is a replay (an earlier request with the same idempotency key made it: that one is
+/// returned and nothing is recorded).
+pub async fn create(db: &Database, new: &NewBatch) -> Result<(Batch, bool), DbError> {
     let now = Utc::now();
-    with_pool!(db, pool => {
+    let created = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO warble_batches (id, tenant, key_id, status, total, created_at) \
-             VALUES ($1, $2, $3, 'in_progress', $4, $5)",
+        let inserted = sqlx::query(
+            "INSERT INTO warble_batches (id, tenant, key_id, status, total, created_at, \
+             idempotency_key) VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&new.id)
         .bind(&new.tenant)
         .bind(&new.key_id)
         .bind(new.requests.len() as i64)
         .bind(now)
+        .bind(&new.idempotency_key)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected() == 1;
         for chunk in new.requests.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO warble_batch_requests \
@@ -312,23 +319,50 @@ pub async fn create(db: &Database, new: &NewBatch) -> Result<Batch, DbError> {
                     .push_bind(&request.audio_url)
                     .push_bind(&request.options);
             });
+            if !inserted {
+                break;
+            }
             insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        inserted
     });
+    if !created {
+        // The conflict can only come from the idempotency key, so the batch exists.
+        let key = new.idempotency_key.as_deref().unwrap_or_default();
+        let existing = by_idempotency_key(db, key)
+            .await?
+            .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))?;
+        return Ok((existing, true));
+    }
     let counts = RequestCounts {
         total: new.requests.len() as i64,
         pending: new.requests.len() as i64,
         ..RequestCounts::default()
     };
-    Ok(Batch {
+    let batch = Batch {
         id: new.id.clone(),
         status: BatchStatus::InProgress,
         request_counts: counts,
         tenant: new.tenant.clone(),
         created_at: now,
         finished_at: None,
-    })
+    };
+    Ok((batch, false))
+}
+
+/// The batch an earlier request with this `Idempotency-Key` made.
+pub async fn by_idempotency_key(db: &Database, key: &str) -> Result<Option<Batch>, DbError> {
+    let id: Option<String> = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT id FROM warble_batches WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+    });
+    match id {
+        Some(id) => get(db, &id, None).await,
+        None => Ok(None),
+    }
 }
 
 /// A batch's requests by state.
@@ -496,8 +530,23 @@ pub struct Owner {
     pub key_id: String,
 }
 
+/// Whether the key that made batch `id` was revoked since: its batch makes no more jobs.
+pub async fn key_revoked(db: &Database, id: &str) -> Result<bool, DbError> {
+    let revoked = with_pool!(db, pool => {
+        sqlx::query(
+            "SELECT 1 FROM warble_batches b JOIN warble_api_keys k ON k.id = b.key_id \
+             WHERE b.id = $1 AND k.revoked_at IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .is_some()
+    });
+    Ok(revoked)
+}
+
 /// Request `line` of batch `id` became job `job_id`. `false` if the request was canceled
-/// meanwhile (with its batch): the caller cancels the job. (A request noted before, by an API
+/// meanwhile (with its batch): it is still linked to the job, which the caller cancels. (A request noted before, by an API
 /// that lost its lease, made the same job: its idempotency key is the batch's and line's.)
 /// Settles the batch too: the job may have ended before it was noted here.
 pub async fn submitted(db: &Database, id: &str, line: i64, job_id: &str) -> Result<bool, DbError> {
@@ -522,6 +571,18 @@ pub async fn submitted(db: &Database, id: &str, line: i64, job_id: &str) -> Resu
             .fetch_optional(&mut *tx)
             .await?
             .is_some_and(|state| state == "canceled");
+        if canceled {
+            // Every job of a batch is one of its requests', in its results.
+            sqlx::query(
+                "UPDATE warble_batch_requests SET job_id = $3 \
+                 WHERE batch_id = $1 AND line = $2 AND job_id IS NULL",
+            )
+            .bind(id)
+            .bind(line)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         settle_in!(tx, id);
         tx.commit().await?;
         !canceled
@@ -540,6 +601,26 @@ pub async fn refused(db: &Database, id: &str, line: i64, error: &JobError) -> Re
         )
         .bind(id)
         .bind(line)
+        .bind(error.code.as_str())
+        .bind(&error.message)
+        .execute(&mut *tx)
+        .await?;
+        settle_in!(tx, id);
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Fails every pending request of batch `id` with `error` (its key was revoked), and ends the
+/// batch if that was all it waited for.
+pub async fn refuse_pending(db: &Database, id: &str, error: &JobError) -> Result<(), DbError> {
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "UPDATE warble_batch_requests SET state = 'failed', error_code = $2, \
+             error_message = $3 WHERE batch_id = $1 AND state = 'pending'",
+        )
+        .bind(id)
         .bind(error.code.as_str())
         .bind(&error.message)
         .execute(&mut *tx)
@@ -631,7 +712,8 @@ pub struct ResultLine {
     /// The transcript of a succeeded job (as `GET /v1/jobs/{id}/transcript` gives it).
     #[schema(value_type = Option<Object>)]
     pub transcript: Option<serde_json::Value>,
-    /// Why it failed.
+    /// Why it failed; `gone` for a succeeded job whose data was deleted
+    /// (`DELETE /v1/jobs/{id}`).
     pub error: Option<JobError>,
 }
 
@@ -646,6 +728,7 @@ struct ResultRow {
     job_error_code: Option<crate::error_code::ErrorCode>,
     job_error_message: Option<String>,
     transcript: Option<String>,
+    deleted: Option<bool>,
 }
 
 /// Results of batch `id`, `limit` lines after line `after`, in order.
@@ -659,7 +742,8 @@ pub async fn results(
         sqlx::query_as(
             "SELECT r.line, r.custom_id, r.job_id, COALESCE(j.status, r.state) AS status, \
              r.error_code AS request_error_code, r.error_message AS request_error_message, \
-             j.error_code AS job_error_code, j.error_message AS job_error_message, j.transcript \
+             j.error_code AS job_error_code, j.error_message AS job_error_message, j.transcript, \
+             j.deleted_at IS NOT NULL AS deleted \
              FROM warble_batch_requests r LEFT JOIN warble_jobs j ON j.id = r.job_id \
              WHERE r.batch_id = $1 AND r.line > $2 ORDER BY r.line LIMIT $3",
         )
@@ -673,6 +757,11 @@ pub async fn results(
         .into_iter()
         .map(|row| {
             let error = match (row.request_error_code, row.job_error_code) {
+                // Like the job's transcript route: a succeeded job's data deleted is gone.
+                _ if row.deleted == Some(true) && row.status == "succeeded" => Some(JobError::new(
+                    crate::error_code::ErrorCode::Gone,
+                    "the job's audio and transcript were deleted",
+                )),
                 (Some(code), _) => Some(JobError::new(
                     code,
                     row.request_error_message.unwrap_or_default(),

@@ -7,6 +7,7 @@ CREATE TABLE warble_batches (
     key_id              TEXT NOT NULL,           -- the key that made it, charged for its jobs
     status              TEXT NOT NULL,           -- in_progress | canceling | completed | canceled
     total               BIGINT NOT NULL,
+    idempotency_key     TEXT UNIQUE,             -- the tenant's Idempotency-Key, scoped
     intake_until_ms     BIGINT,                  -- an API's lease while it fetches the URLs
     created_at          TIMESTAMPTZ NOT NULL,
     finished_at         TIMESTAMPTZ

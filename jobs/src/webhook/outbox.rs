@@ -174,6 +174,9 @@ pub struct PayloadData {
     pub error: Option<crate::job::JobError>,
     /// Seconds of audio.
     pub duration: Option<f64>,
+    /// The batch the job belongs to (`POST /v1/batches`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
     /// Paths on the API (prefix them with its address).
     pub links: Links,
 }
@@ -200,6 +203,7 @@ impl Payload {
                 status: job.status,
                 error: job.error.clone(),
                 duration: job.duration,
+                batch_id: job.batch_id.clone(),
                 links: Links {
                     job: format!("/v1/jobs/{}", job.id),
                     transcript: format!("/v1/jobs/{}/transcript", job.id),

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use ulid::Ulid;
 use utoipa::ToSchema;
 use warble_jobs::batch::{self, Batch, NewBatch, NewRequest};
+use warble_jobs::filename;
 use warble_jobs::job::{self, JobError};
 
 use crate::batch_intake;
@@ -25,7 +26,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, LineError};
 use crate::keys::Caller;
 use crate::routes::jobs::{
     Fields, FilePart, Intake, JobOptions, Received, Refusal, UrlSubmission, admit, bad_form,
-    commit, discard,
+    commit, discard, idempotency_key,
 };
 use crate::state::AppState;
 
@@ -92,6 +93,7 @@ pub struct BatchLine {
         (Vec<BatchLine> = "application/jsonl"),
         (BatchForm = "multipart/form-data"),
     )),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the same key returns the batch the first request made (1 to 255 visible ASCII characters)")),
     responses(
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 202, description = "The batch, its requests pending or made", body = Batch, headers(("Location" = String, description = "The batch's URL"))),
@@ -109,6 +111,22 @@ pub async fn create(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, Refusal> {
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|e| e.as_bytes() != b"identity")
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the batch without Content-Encoding",
+        )
+        .into());
+    }
+    let idempotency_key = idempotency_key(&headers, &caller)?;
+    if let Some(key) = &idempotency_key
+        && let Some(existing) = batch::by_idempotency_key(&state.db, key).await?
+    {
+        return Ok(accepted(&existing, true));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -122,9 +140,9 @@ pub async fn create(
     .iter()
     .any(|t| content_type.starts_with(t))
     {
-        from_lines(&state, &caller, request).await?
+        from_lines(&state, &caller, request, idempotency_key).await?
     } else if content_type.starts_with("multipart/form-data") {
-        from_files(&state, &caller, &headers, request).await?
+        from_files(&state, &caller, &headers, request, idempotency_key).await?
     } else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -132,11 +150,20 @@ pub async fn create(
         )
         .into());
     };
-    let mut response = (StatusCode::ACCEPTED, Json(&batch)).into_response();
+    Ok(accepted(&batch.0, batch.1))
+}
+
+/// 202 with the batch, its `Location`, and whether it is a replay of an earlier request.
+fn accepted(batch: &Batch, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(batch)).into_response();
+    let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/batches/{}", batch.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
+        headers.insert(header::LOCATION, location);
     }
-    Ok(response)
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// A batch from JSON Lines: checked whole, recorded, and handed to the background intake.
@@ -144,7 +171,8 @@ async fn from_lines(
     state: &AppState,
     caller: &Caller,
     request: Request,
-) -> Result<Batch, ApiError> {
+    idempotency_key: Option<String>,
+) -> Result<(Batch, bool), ApiError> {
     let limits = state.batch_limits;
     let body = axum::body::to_bytes(request.into_body(), limits.max_bytes)
         .await
@@ -154,8 +182,19 @@ async fn from_lines(
                 format!("the batch is larger than {} bytes", limits.max_bytes),
             )
         })?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidBody, "the batch is not UTF-8"))?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("the batch is not UTF-8 (line {line})"),
+        )
+    })?;
+    // Editors and spreadsheets on Windows start a UTF-8 file with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -203,19 +242,22 @@ async fn from_lines(
     if !errors.is_empty() {
         return Err(ApiError::InvalidLines(errors));
     }
-    let batch = batch::create(
+    let (batch, replayed) = batch::create(
         &state.db,
         &NewBatch {
             id: Ulid::generate().to_string(),
             tenant: caller.tenant.clone(),
             key_id: caller.key_id.clone(),
+            idempotency_key,
             requests,
         },
     )
     .await?;
-    tracing::info!(batch = %batch.id, requests = batch.request_counts.total, "batch created");
-    batch_intake::spawn(state.clone(), batch.id.clone());
-    Ok(batch)
+    if !replayed {
+        tracing::info!(batch = %batch.id, requests = batch.request_counts.total, "batch created");
+        batch_intake::spawn(state.clone(), batch.id.clone());
+    }
+    Ok((batch, replayed))
 }
 
 /// Checks one line as `POST /v1/jobs` would check its JSON, plus its `custom_id` (`seen` maps
@@ -230,11 +272,20 @@ async fn check_line(
     let mut object: Map<String, Value> =
         serde_json::from_str(line).map_err(|e| invalid(format!("not a JSON object: {e}")))?;
     let custom_id = match object.remove("custom_id") {
-        Some(Value::String(id)) if (1..=MAX_CUSTOM_ID).contains(&id.chars().count()) => id,
+        Some(Value::String(id))
+            if (1..=MAX_CUSTOM_ID).contains(&id.chars().count())
+                && !id.trim().is_empty()
+                && !id.chars().any(char::is_control) =>
+        {
+            id
+        }
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
-                format!("custom_id must be a string of 1 to {MAX_CUSTOM_ID} characters"),
+                format!(
+                    "custom_id must be a string of 1 to {MAX_CUSTOM_ID} characters, not blank, \
+                     without control characters"
+                ),
             ));
         }
     };
@@ -257,11 +308,22 @@ async fn check_line(
     })
 }
 
-/// A file of the form, in storage, not yet checked.
+/// A file of the form: its request's `custom_id`, and the file in storage, not yet checked, or
+/// why it was refused as it came in.
 struct Upload {
-    id: Ulid,
-    audio_key: String,
-    part: FilePart,
+    custom_id: String,
+    received: Result<(Ulid, String, FilePart), ApiError>,
+}
+
+/// Whether a refusal while a file came in concerns that file alone (its type, its size), so
+/// that its request fails and the others go on; a form that cannot be read, or storage or the
+/// database failing, ends the whole batch.
+fn of_the_file(err: &ApiError) -> bool {
+    match err {
+        ApiError::Refused { code, .. } => *code != ErrorCode::InvalidMultipart,
+        ApiError::Quota(_) => true,
+        _ => false,
+    }
 }
 
 /// A batch from a form of files: all received, the batch recorded, then each file checked and
@@ -271,7 +333,8 @@ async fn from_files(
     caller: &Caller,
     headers: &HeaderMap,
     request: Request,
-) -> Result<Batch, Refusal> {
+    idempotency_key: Option<String>,
+) -> Result<(Batch, bool), Refusal> {
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|e| ApiError::new(ErrorCode::InvalidMultipart, e.body_text()))?;
@@ -281,6 +344,9 @@ async fn from_files(
     };
     let mut options = JobOptions::default();
     let mut uploads: Vec<Upload> = Vec::new();
+    // How many files so far had each name: a repeated name gets `#2`, `#3`, ... so that
+    // custom_ids stay unique.
+    let mut names: HashMap<String, usize> = HashMap::new();
     let read = async {
         while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
             let name = field.name().unwrap_or_default().to_string();
@@ -319,20 +385,31 @@ async fn from_files(
                     ),
                 ));
             }
-            let part = FilePart::receive(&intake, &mut field).await?;
+            let file_name = field
+                .file_name()
+                .and_then(filename::sanitize)
+                .unwrap_or_else(|| format!("file-{}", uploads.len() + 1));
+            let seen = names.entry(file_name.clone()).or_default();
+            *seen += 1;
+            let custom_id = match *seen {
+                1 => file_name,
+                n => format!("{file_name}#{n}"),
+            };
+            let received = match FilePart::receive(&intake, &mut field).await {
+                Ok(part) => Ok((id, audio_key, part)),
+                Err(err) if of_the_file(&err) => Err(err),
+                Err(err) => return Err(err),
+            };
             uploads.push(Upload {
-                id,
-                audio_key,
-                part,
+                custom_id,
+                received,
             });
         }
         Ok(())
     }
     .await;
     if let Err(err) = read {
-        for upload in uploads {
-            upload.part.file.abort().await;
-        }
+        abort(uploads).await;
         discard(&mut multipart, state.max_upload_bytes).await;
         return Err(err.into());
     }
@@ -340,16 +417,11 @@ async fn from_files(
         return Err(ApiError::new(ErrorCode::MissingFile, "the form has no `file` part").into());
     }
     let shared = serde_json::to_string(&options).expect("options serialise");
-    let requests = uploads
-        .iter()
-        .enumerate()
-        .map(|(i, upload)| NewRequest {
-            line: i as i64 + 1,
-            custom_id: upload
-                .part
-                .filename
-                .clone()
-                .unwrap_or_else(|| format!("file-{}", i + 1)),
+    let requests = (1..)
+        .zip(&uploads)
+        .map(|(line, upload)| NewRequest {
+            line,
+            custom_id: upload.custom_id.clone(),
             audio_url: None,
             options: Some(shared.clone()),
         })
@@ -359,40 +431,62 @@ async fn from_files(
         id: id.clone(),
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
+        idempotency_key,
         requests,
     };
-    if let Err(err) = batch::create(&state.db, &new).await {
-        for upload in uploads {
-            upload.part.file.abort().await;
+    let (batch, replayed) = match batch::create(&state.db, &new).await {
+        Ok(created) => created,
+        Err(err) => {
+            abort(uploads).await;
+            return Err(err.into());
         }
-        return Err(err.into());
+    };
+    if replayed {
+        abort(uploads).await;
+        return Ok((batch, true));
     }
     // Held while the files are recorded, so that no background intake takes these requests
     // for uploads whose request ended.
-    let mut lease = batch::claim(&state.db, &id, None, batch_intake::LEASE_MS).await?;
+    let _hold = batch::claim(&state.db, &id, None, batch_intake::LEASE_MS)
+        .await?
+        .map(|lease| batch_intake::Hold::new(state, &id, lease));
     for (line, upload) in (1..).zip(uploads) {
-        let received = Received {
-            id: upload.id,
-            audio_key: upload.audio_key,
-            file: upload.part.file,
-            filename: upload.part.filename,
-            content_type: upload.part.content_type,
-            options: options.clone(),
-            quotas,
-            batch_id: Some(id.clone()),
+        let made = match upload.received {
+            Ok((job_id, audio_key, part)) => {
+                let received = Received {
+                    id: job_id,
+                    audio_key,
+                    file: part.file,
+                    filename: part.filename,
+                    content_type: part.content_type,
+                    options: options.clone(),
+                    quotas,
+                    batch: Some((id.clone(), line)),
+                };
+                commit(state, caller, received, None).await
+            }
+            Err(err) => Err(err),
         };
-        match commit(state, caller, received, None).await {
+        match made {
             Ok((job, _)) => batch_intake::note_job(state, &id, line, &job.id).await?,
             Err(err) => {
                 let (code, message) = err.public();
                 batch::refused(&state.db, &id, line, &JobError::new(code, message)).await?;
             }
         }
-        lease = batch::claim(&state.db, &id, lease, batch_intake::LEASE_MS).await?;
     }
     let batch = batch::get(&state.db, &id, None)
         .await?
         .ok_or_else(|| ApiError::Internal("a batch just made is not found".into()))?;
     tracing::info!(batch = %id, files = batch.request_counts.total, "batch of files created");
-    Ok(batch)
+    Ok((batch, false))
+}
+
+/// Removes the stored files of a form that made no batch.
+async fn abort(uploads: Vec<Upload>) {
+    for upload in uploads {
+        if let Ok((_, _, part)) = upload.received {
+            part.file.abort().await;
+        }
+    }
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ulid::Ulid;
 use utoipa::ToSchema;
+use warble_jobs::batch;
 use warble_jobs::job::{self, Inserted, Job, NewJob};
 use warble_jobs::quota;
 
@@ -130,15 +131,15 @@ pub async fn submit(
     Ok(accepted(&job, replayed))
 }
 
-/// A job from a URL (in batch `batch_id`): the audio fetched into storage, checked, and the
-/// job recorded and queued.
+/// A job from a URL (request `(id, line)` of a batch): the audio fetched into storage,
+/// checked, and the job recorded and queued.
 pub(crate) async fn from_url(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     mut submission: UrlSubmission,
     idempotency_key: Option<String>,
-    batch_id: Option<&str>,
+    batch: Option<(&str, i64)>,
 ) -> Result<(Job, bool), ApiError> {
     let (quotas, limit) = admit(state, caller, headers).await?;
     let id = Ulid::generate();
@@ -159,7 +160,7 @@ pub(crate) async fn from_url(
         content_type: fetched.content_type,
         options,
         quotas,
-        batch_id: batch_id.map(str::to_string),
+        batch: batch.map(|(id, line)| (id.to_string(), line)),
     };
     commit(state, caller, received, idempotency_key).await
 }
@@ -214,7 +215,7 @@ pub(crate) async fn intake<F: Fields>(
         content_type: form.content_type,
         options: form.fields.job_options(),
         quotas,
-        batch_id: None,
+        batch: None,
     };
     let (job, replayed) = commit(state, caller, received, idempotency_key).await?;
     Ok((job, replayed, form.fields))
@@ -229,8 +230,8 @@ pub(crate) struct Received {
     pub content_type: Option<String>,
     pub options: JobOptions,
     pub quotas: quota::Quotas,
-    /// The batch it belongs to.
-    pub batch_id: Option<String>,
+    /// The batch request it is: the batch's id and the request's line.
+    pub batch: Option<(String, i64)>,
 }
 
 /// Checks the received file (a refused one is removed) and records and queues its job.
@@ -241,6 +242,17 @@ pub(crate) async fn commit(
     idempotency_key: Option<String>,
 ) -> Result<(Job, bool), ApiError> {
     let (stored, probe) = received.file.finish(state).await?;
+    // Checked last, just before the job is recorded: a batch canceled while the file came in
+    // and was checked gets no job, and no charge.
+    if let Some((batch_id, line)) = &received.batch
+        && !batch::is_pending(&state.db, batch_id, *line).await?
+    {
+        state.storage.delete(&received.audio_key).await?;
+        return Err(ApiError::new(
+            ErrorCode::BatchFinished,
+            "the batch was canceled before this request's job was made",
+        ));
+    }
     let new = NewJob {
         id: received.id,
         decoder: received.options.decoder,
@@ -256,7 +268,7 @@ pub(crate) async fn commit(
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
         quotas: received.quotas,
-        batch_id: received.batch_id,
+        batch_id: received.batch.map(|(id, _)| id),
     };
     record(state, &new).await
 }
