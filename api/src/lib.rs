@@ -18,8 +18,6 @@ mod sweeper;
 pub mod token;
 mod upload;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -48,6 +46,7 @@ pub use sweeper::spawn_sweeper;
         routes::openai::list_models, routes::openai::retrieve_model,
         routes::batches::create, routes::batches::list, routes::batches::get,
         routes::batches::cancel, routes::batches::results,
+        routes::retention::get, routes::retention::set,
         routes::jobs::retry, routes::admin::stats,
     ),
     modifiers(&Security),
@@ -57,6 +56,7 @@ pub use sweeper::spawn_sweeper;
         (name = "batches", description = "Many requests in one call: JSON Lines of URLs or a form of files, counts, results as JSON Lines, cancel"),
         (name = "keys", description = "API keys (admin)"),
         (name = "audit", description = "Who changed what (admin): keys, quotas, webhooks and their secrets, deliveries retried, jobs canceled, deleted and retried"),
+        (name = "retention", description = "How long finished jobs keep their audio and transcript, per tenant (admin)"),
         (name = "usage", description = "Usage against the key's quotas"),
         (name = "webhooks", description = "Signed callbacks when jobs change (Standard Webhooks)"),
         (name = "auth", description = "Short-lived tokens"),
@@ -201,6 +201,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/auth/token", axum::routing::post(routes::token::issue))
         .route("/v1/audit", get(routes::audit::list))
         .route(
+            "/v1/tenants/{tenant}/retention",
+            get(routes::retention::get).put(routes::retention::set),
+        )
+        .route(
             "/v1/jobs/{id}/retry",
             axum::routing::post(routes::jobs::retry),
         )
@@ -253,6 +257,3 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(hardening::request_id))
         .with_state(state)
 }
-
-/// How often the API looks for recorded jobs the queue does not have yet.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);

@@ -98,6 +98,19 @@ struct ServeArgs {
     /// files on your own network only).
     #[arg(long, env = "WARBLE_AUDIO_URL_ALLOW_PRIVATE", default_value_t = false)]
     audio_url_allow_private: bool,
+    /// Seconds after a job ends that its audio is kept (0: deleted at the next sweep); unset:
+    /// kept until deleted. Tenants may have their own (`PUT /v1/tenants/{tenant}/retention`).
+    #[arg(long, env = "WARBLE_RETAIN_AUDIO_SECS",
+          value_parser = clap::value_parser!(u32).range(..=warble_jobs::retention::MAX_SECS as i64))]
+    retain_audio_secs: Option<u32>,
+    /// Seconds after a job ends that its transcript is kept; unset: kept until deleted.
+    #[arg(long, env = "WARBLE_RETAIN_TRANSCRIPT_SECS",
+          value_parser = clap::value_parser!(u32).range(..=warble_jobs::retention::MAX_SECS as i64))]
+    retain_transcript_secs: Option<u32>,
+    /// How often the sweeper runs (jobs not yet queued, batches to resume, retention), ms.
+    #[arg(long, env = "WARBLE_SWEEP_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    sweep_interval_ms: u64,
     /// Most requests (JSON lines, or files) in one batch.
     #[arg(long, env = "WARBLE_BATCH_MAX_REQUESTS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -301,6 +314,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             allow_private: args.audio_url_allow_private,
             timeout: std::time::Duration::from_secs_f64(args.audio_url_timeout_secs.max(0.1)),
         },
+        retention: warble_jobs::retention::Periods {
+            audio_secs: args.retain_audio_secs,
+            transcript_secs: args.retain_transcript_secs,
+        },
+        sweep_interval: std::time::Duration::from_millis(args.sweep_interval_ms),
         batch_limits: warble_api::routes::batches::BatchLimits {
             max_requests: args.batch_max_requests as usize,
             max_bytes: args.batch_max_bytes as usize,

@@ -49,6 +49,11 @@ pub struct AppState {
     pub openai_wait: std::time::Duration,
     /// How jobs' audio is fetched from URLs.
     pub audio_url: AudioUrlSettings,
+    /// The server's retention periods (`WARBLE_RETAIN_*`); tenants may have their own.
+    pub retention: warble_jobs::retention::Periods,
+    /// How often the sweeper runs: jobs not yet queued, batches to resume, retention
+    /// (`WARBLE_SWEEP_INTERVAL_MS`).
+    pub sweep_interval: std::time::Duration,
     /// Limits on one batch.
     pub batch_limits: crate::routes::batches::BatchLimits,
     /// Prometheus metrics, served on `WARBLE_METRICS_LISTEN`.

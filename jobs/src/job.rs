@@ -135,6 +135,11 @@ pub struct Job {
     /// The batch it was submitted in (`POST /v1/batches`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// When retention deleted its audio (`WARBLE_RETAIN_AUDIO_SECS` or the tenant's period);
+    /// `null` while it is kept.
+    pub audio_deleted_at: Option<DateTime<Utc>>,
+    /// When retention deleted its transcript; `null` while it is kept.
+    pub transcript_deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -143,7 +148,8 @@ macro_rules! columns {
     () => {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
-         audio_key, tenant, callback_url, deleted_at, estimated_completion_at, batch_id"
+         audio_key, tenant, callback_url, deleted_at, estimated_completion_at, batch_id, \
+         audio_deleted_at, transcript_deleted_at"
     };
 }
 
@@ -170,6 +176,8 @@ struct JobRow {
     deleted_at: Option<DateTime<Utc>>,
     estimated_completion_at: Option<DateTime<Utc>>,
     batch_id: Option<String>,
+    audio_deleted_at: Option<DateTime<Utc>>,
+    transcript_deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -205,6 +213,8 @@ impl From<JobRow> for StoredJob {
                 callback_url: row.callback_url,
                 deleted_at: row.deleted_at,
                 batch_id: row.batch_id,
+                audio_deleted_at: row.audio_deleted_at,
+                transcript_deleted_at: row.transcript_deleted_at,
             },
         }
     }
@@ -763,7 +773,7 @@ pub async fn retry(
          finished_at = NULL, error_code = NULL, error_message = NULL, \
          estimated_completion_at = NULL, worker_id = NULL, enqueued = FALSE \
          WHERE id = $1 AND ($2 IS NULL OR tenant = $2) AND status IN ('failed', 'canceled') \
-         AND deleted_at IS NULL RETURNING ",
+         AND deleted_at IS NULL AND audio_deleted_at IS NULL RETURNING ",
         columns!(),
         ""
     );

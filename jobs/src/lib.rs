@@ -12,6 +12,7 @@ pub mod job;
 pub mod metrics;
 pub mod queue;
 pub mod quota;
+pub mod retention;
 pub mod signal;
 pub mod stats;
 pub mod storage;

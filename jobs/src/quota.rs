@@ -41,7 +41,7 @@ pub struct Quotas {
 pub const MAX_QUOTA: u64 = 1_000_000_000_000_000;
 
 /// `null` or a whole number from 0 to `MAX`, counted as JSON Schema counts them: `5.0` is 5.
-fn whole<'de, D, T, const MAX: u64>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn whole<'de, D, T, const MAX: u64>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<u64>,

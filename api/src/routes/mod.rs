@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod keys;
 pub mod openai;
 pub mod page;
+pub mod retention;
 pub mod token;
 pub mod usage;
 pub mod webhooks;
