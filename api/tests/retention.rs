@@ -57,7 +57,31 @@ async fn finished_jobs_lose_their_data_when_due_and_running_ones_never(
     let speech = fixture("audio/tts_us_m6.wav");
     let ours = api.submit_ok(&speech).await;
     let theirs = keeper.submit_ok(&speech).await;
-    for id in [&ours, &theirs] {
+    // One more, in a batch: its results say when its transcript is gone.
+    let part = reqwest::multipart::Part::bytes(std::fs::read(&speech).unwrap());
+    let form = reqwest::multipart::Form::new().part("file", part.file_name("batched.wav"));
+    let response = api
+        .client
+        .post(api.url("/v1/batches"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let batch = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let results = || async {
+        let text = api
+            .get(&format!("/v1/batches/{batch}/results"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str::<Value>(text.trim()).unwrap()
+    };
+    let batched = results().await["job_id"].as_str().unwrap().to_string();
+    for id in [&ours, &theirs, &batched] {
         let job = api.wait_final(id, WAIT).await;
         assert_eq!(job["status"], "succeeded", "{job}");
     }
@@ -68,13 +92,16 @@ async fn finished_jobs_lose_their_data_when_due_and_running_ones_never(
         .await;
     assert!(job["deleted_at"].is_null(), "{job}");
     // Transcripts after 2 s, for both.
-    for id in [&ours, &theirs] {
+    for id in [&ours, &theirs, &batched] {
         let job = api
             .wait_until(id, WAIT, |j| j["transcript_deleted_at"].is_string())
             .await;
         let response = api.get(&format!("/v1/jobs/{id}/transcript")).await;
         assert_eq!(error_of(response).await, (410, "gone".into()), "{job}");
     }
+    let line = results().await;
+    assert_eq!(line["status"], "succeeded", "{line}");
+    assert_eq!(line["error"]["code"], "gone", "{line}");
     let theirs_now = api.get_json(&format!("/v1/jobs/{theirs}")).await;
     assert!(theirs_now["audio_deleted_at"].is_null(), "{theirs_now}");
     assert_eq!(

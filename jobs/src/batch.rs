@@ -712,8 +712,8 @@ pub struct ResultLine {
     /// The transcript of a succeeded job (as `GET /v1/jobs/{id}/transcript` gives it).
     #[schema(value_type = Option<Object>)]
     pub transcript: Option<serde_json::Value>,
-    /// Why it failed; `gone` for a succeeded job whose data was deleted
-    /// (`DELETE /v1/jobs/{id}`).
+    /// Why it failed; `gone` for a succeeded job whose transcript was deleted
+    /// (`DELETE /v1/jobs/{id}`, or retention).
     pub error: Option<JobError>,
 }
 
@@ -743,7 +743,7 @@ pub async fn results(
             "SELECT r.line, r.custom_id, r.job_id, COALESCE(j.status, r.state) AS status, \
              r.error_code AS request_error_code, r.error_message AS request_error_message, \
              j.error_code AS job_error_code, j.error_message AS job_error_message, j.transcript, \
-             j.deleted_at IS NOT NULL AS deleted \
+             (j.deleted_at IS NOT NULL OR j.transcript_deleted_at IS NOT NULL) AS deleted \
              FROM warble_batch_requests r LEFT JOIN warble_jobs j ON j.id = r.job_id \
              WHERE r.batch_id = $1 AND r.line > $2 ORDER BY r.line LIMIT $3",
         )
@@ -760,7 +760,7 @@ pub async fn results(
                 // Like the job's transcript route: a succeeded job's data deleted is gone.
                 _ if row.deleted == Some(true) && row.status == "succeeded" => Some(JobError::new(
                     crate::error_code::ErrorCode::Gone,
-                    "the job's audio and transcript were deleted",
+                    "the job's transcript was deleted",
                 )),
                 (Some(code), _) => Some(JobError::new(
                     code,
