@@ -155,7 +155,10 @@ pub(crate) const SETTLE: &str = "UPDATE warble_batches SET finished_at = $2, \
 /// Takes the batch row's lock in the caller's transaction, before [`SETTLE`] looks at the
 /// jobs: two jobs of one batch ending at once then settle one after the other, and the second
 /// sees the first's job as final (without it, under Postgres's read committed, each could see
-/// the other's job as still running and neither end the batch).
+/// the other's job as still running and neither end the batch). A transaction that changes a
+/// batch's requests takes it first, before their rows: with one order there is no deadlock (a
+/// cancel, which locks the batch then its requests, against a request noted, which locked its
+/// row then the batch, was one on Postgres).
 pub(crate) const LOCK: &str = "UPDATE warble_batches SET status = status WHERE id = $1";
 
 /// In the transaction `$tx` (a `sqlx::Transaction` of either database), ends batch
@@ -552,6 +555,7 @@ pub async fn key_revoked(db: &Database, id: &str) -> Result<bool, DbError> {
 pub async fn submitted(db: &Database, id: &str, line: i64, job_id: &str) -> Result<bool, DbError> {
     let done = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        sqlx::query(LOCK).bind(id).execute(&mut *tx).await?;
         let done = sqlx::query(
             "UPDATE warble_batch_requests SET state = 'submitted', job_id = $3 \
              WHERE batch_id = $1 AND line = $2 AND state = 'pending'",
@@ -595,6 +599,7 @@ pub async fn submitted(db: &Database, id: &str, line: i64, job_id: &str) -> Resu
 pub async fn refused(db: &Database, id: &str, line: i64, error: &JobError) -> Result<(), DbError> {
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        sqlx::query(LOCK).bind(id).execute(&mut *tx).await?;
         sqlx::query(
             "UPDATE warble_batch_requests SET state = 'failed', error_code = $3, \
              error_message = $4 WHERE batch_id = $1 AND line = $2 AND state = 'pending'",
@@ -616,6 +621,7 @@ pub async fn refused(db: &Database, id: &str, line: i64, error: &JobError) -> Re
 pub async fn refuse_pending(db: &Database, id: &str, error: &JobError) -> Result<(), DbError> {
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        sqlx::query(LOCK).bind(id).execute(&mut *tx).await?;
         sqlx::query(
             "UPDATE warble_batch_requests SET state = 'failed', error_code = $2, \
              error_message = $3 WHERE batch_id = $1 AND state = 'pending'",
