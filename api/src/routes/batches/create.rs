@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use serde_json::{Map, Value};
 use ulid::Ulid;
 use utoipa::ToSchema;
@@ -25,8 +25,8 @@ use crate::destination;
 use crate::error::{ApiError, ErrorBody, ErrorCode, LineError};
 use crate::keys::Caller;
 use crate::routes::jobs::{
-    Fields, FilePart, Intake, JobOptions, Received, Refusal, UrlSubmission, admit, bad_form,
-    commit, discard, idempotency_key,
+    Fields, FilePart, Intake, JobOptions, Received, Refusal, UrlSubmission, accepted_at, admit,
+    bad_form, commit, discard, idempotency_key,
 };
 use crate::state::AppState;
 
@@ -155,15 +155,7 @@ pub async fn create(
 
 /// 202 with the batch, its `Location`, and whether it is a replay of an earlier request.
 fn accepted(batch: &Batch, replayed: bool) -> Response {
-    let mut response = (StatusCode::ACCEPTED, Json(batch)).into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/batches/{}", batch.id)) {
-        headers.insert(header::LOCATION, location);
-    }
-    if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
+    accepted_at(batch, &format!("/v1/batches/{}", batch.id), replayed)
 }
 
 /// A batch from JSON Lines: checked whole, recorded, and handed to the background intake.

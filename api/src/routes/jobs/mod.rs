@@ -11,7 +11,9 @@ pub(crate) use from_url::UrlSubmission;
 pub use retry::{__path_retry, retry};
 pub use submit::Refusal;
 pub use submit::{__path_submit, FORM_OVERHEAD, submit};
-pub(crate) use submit::{Received, admit, commit, discard, from_url, idempotency_key, intake};
+pub(crate) use submit::{
+    Received, accepted_at, admit, commit, discard, from_url, idempotency_key, intake,
+};
 
 use crate::keys::Caller;
 use axum::extract::{Path, Query, State};

@@ -390,10 +390,19 @@ pub(crate) async fn discard(multipart: &mut Multipart, limit: u64) {
 
 /// 202 with the job, its `Location`, and whether it is a replay of an earlier request.
 fn accepted(job: &Job, replayed: bool) -> Response {
-    let location = format!("/v1/jobs/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+    accepted_at(job, &format!("/v1/jobs/{}", job.id), replayed)
+}
+
+/// 202 with `body`, its `location`, and whether it is a replay of an earlier request (the same
+/// `Idempotency-Key`): the answer of every route that makes something to poll.
+pub(crate) fn accepted_at(
+    body: &impl serde::Serialize,
+    location: &str,
+    replayed: bool,
+) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&location) {
+    if let Ok(value) = HeaderValue::from_str(location) {
         headers.insert(header::LOCATION, value);
     }
     if replayed {
