@@ -66,6 +66,7 @@ error_codes! {
     MissingFile = "missing_file", Some(400), "The form has no `file` part.";
     DuplicateFile = "duplicate_file", Some(400), "The form has more than one `file` part.";
     InvalidDecoder = "invalid_decoder", Some(400), "`decoder` is not one of tdt, rnnt, ctc.";
+    InvalidOption = "invalid_option", Some(400), "A speaker-label or redaction option has a value it does not take, or is set without the feature it belongs to (`speakers_expected` needs `speaker_labels=true`; `redact_pii_*` need `redact_pii=true`).";
     InvalidMetadata = "invalid_metadata", Some(400), "`metadata` is not a JSON object.";
     InvalidResponseFormat = "invalid_response_format", Some(400), "`response_format` of `POST /v1/audio/transcriptions` is not one of json, text, srt, vtt, verbose_json.";
     InvalidTimestampGranularity = "invalid_timestamp_granularity", Some(400), "`timestamp_granularities[]` is not `word` or `segment`.";

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::db::{Database, DbError};
 use crate::error_code::ErrorCode;
+use crate::features::Features;
 use crate::quota::{self, QuotaExceeded, Quotas};
 use crate::webhook::{Event, outbox};
 use crate::with_pool;
@@ -140,6 +141,9 @@ pub struct Job {
     pub audio_deleted_at: Option<DateTime<Utc>>,
     /// When retention deleted its transcript; `null` while it is kept.
     pub transcript_deleted_at: Option<DateTime<Utc>>,
+    /// Speaker labels and PII redaction, as asked.
+    #[serde(flatten)]
+    pub features: Features,
 }
 
 /// The columns every job query returns, as a literal so that queries stay `&'static str`
@@ -149,7 +153,7 @@ macro_rules! columns {
         "id, status, decoder, metadata, filename, audio_bytes, audio_sha256, duration_secs, \
          progress, attempts, created_at, started_at, finished_at, error_code, error_message, \
          audio_key, tenant, callback_url, deleted_at, estimated_completion_at, batch_id, \
-         audio_deleted_at, transcript_deleted_at"
+         audio_deleted_at, transcript_deleted_at, features"
     };
 }
 
@@ -178,6 +182,7 @@ struct JobRow {
     batch_id: Option<String>,
     audio_deleted_at: Option<DateTime<Utc>>,
     transcript_deleted_at: Option<DateTime<Utc>>,
+    features: Option<String>,
 }
 
 impl From<JobRow> for StoredJob {
@@ -215,6 +220,7 @@ impl From<JobRow> for StoredJob {
                 batch_id: row.batch_id,
                 audio_deleted_at: row.audio_deleted_at,
                 transcript_deleted_at: row.transcript_deleted_at,
+                features: Features::from_column(row.features.as_deref()),
             },
         }
     }
@@ -262,6 +268,8 @@ pub struct NewJob {
     pub quotas: Quotas,
     /// The batch it belongs to.
     pub batch_id: Option<String>,
+    /// Speaker labels and redaction, checked.
+    pub features: Features,
 }
 
 /// Outcome of [`insert`].
@@ -289,8 +297,8 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
     let sql = concat!(
         "INSERT INTO warble_jobs (id, status, decoder, metadata, filename, content_type, \
          audio_key, audio_sha256, audio_bytes, idempotency_key, created_at, duration_secs, \
-         tenant, key_id, callback_url, batch_id) VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, \
-         $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+         tenant, key_id, callback_url, batch_id, features) VALUES ($1, 'queued', $2, $3, $4, $5, \
+         $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!(),
         ""
     );
@@ -333,6 +341,7 @@ pub async fn insert(db: &Database, new: &NewJob) -> Result<Inserted, DbError> {
                     .bind(&new.key_id)
                     .bind(&new.callback_url)
                     .bind(&new.batch_id)
+                    .bind(new.features.to_column())
                     .fetch_optional(&mut *tx)
                     .await?;
                 if row.is_some() {

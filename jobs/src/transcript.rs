@@ -9,6 +9,13 @@
 //! best place in the second half of the longest run that fits: the longest pause, with
 //! punctuation counting as half a second of it. The stored form is left as the worker wrote
 //! it, so transcripts stored before these limits are served within them too.
+//!
+//! Speakers, where the job asked for them, are stored on the words alone
+//! ([`crate::speakers::attribute`] sets them); rendering derives the rest. When any word has
+//! a speaker, served segments and cues are also cut where the speaker changes, so that each
+//! has one speaker: segments carry it, the JSON gains AssemblyAI's
+//! [utterances](Transcript::utterances), SRT cues start `Speaker A: ` and VTT cues with the
+//! voice span `<v Speaker A>`. Without speakers every rendering is what it was before them.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,9 +29,14 @@ pub struct Word {
     pub start: f64,
     /// End, seconds.
     pub end: f64,
+    /// Who said it, when the job asked for speakers: `A` for the first voice heard, `B` for
+    /// the second, and so on, as AssemblyAI labels them; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
-/// A sentence, or a stretch of speech between long pauses; served no longer than 30 seconds.
+/// A sentence, or a stretch of speech between long pauses; served no longer than 30 seconds,
+/// and with one speaker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Segment {
     /// The segment's words.
@@ -33,6 +45,27 @@ pub struct Segment {
     pub start: f64,
     /// End, seconds.
     pub end: f64,
+    /// Who said it, as the words' `speaker`; absent in a transcript without speakers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+}
+
+/// What one speaker said without interruption, as in AssemblyAI's `utterances`: a longest run
+/// of consecutive words with the same speaker. Unlike segments it is not cut at sentences or
+/// after 30 seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Utterance {
+    /// Who said it, as the words' `speaker`; absent only for words no speaker was given to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// Start of the first word, seconds.
+    pub start: f64,
+    /// End of the last word, seconds.
+    pub end: f64,
+    /// The words separated by spaces.
+    pub text: String,
+    /// The words, with their speaker.
+    pub words: Vec<Word>,
 }
 
 /// A finished transcript.
@@ -46,6 +79,10 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Every word with times.
     pub words: Vec<Word>,
+    /// What each speaker said in turn, when any word has a speaker. Never stored: rendering
+    /// derives it from the words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utterances: Option<Vec<Utterance>>,
 }
 
 /// The renderings `GET /v1/jobs/{id}/transcript` offers.
@@ -58,9 +95,11 @@ pub enum Format {
     /// The text and a newline.
     Text,
     /// SubRip subtitles: each segment in cues of at most [`CUE_MAX_SECS`] and two lines of
-    /// [`CUE_LINE_CHARS`] characters; without speech, one cue with no text.
+    /// [`CUE_LINE_CHARS`] characters, the first line starting `Speaker A: ` where words have
+    /// speakers; without speech, one cue with no text.
     Srt,
-    /// WebVTT subtitles, the same cues as [`Format::Srt`]; without speech, the header alone.
+    /// WebVTT subtitles, the same cues as [`Format::Srt`], a speaker's starting with the
+    /// voice span `<v Speaker A>` instead of the SRT label; without speech, the header alone.
     Vtt,
 }
 
@@ -90,10 +129,29 @@ pub const CUE_LINE_CHARS: usize = 42;
 /// document (ffmpeg cannot open it, players refuse it); this one shows nothing.
 const EMPTY_SRT: &str = "1\n00:00:00,000 --> 00:00:00,000\n\n";
 
+/// SubRip: numbered cues, commas, text as it is, the speaker named before the text.
+const SRT: CueSyntax = CueSyntax {
+    decimal: ",",
+    header: |n| format!("{n}\n"),
+    text: str::to_string,
+    speaker: |label| format!("{}: ", speaker_name(label)),
+};
+
+/// WebVTT: cues without numbers, dots, markup escaped, the speaker as a voice span
+/// (<https://www.w3.org/TR/webvtt1/#webvtt-cue-voice-span>), left open: a span covering the
+/// rest of the cue needs no end tag.
+const VTT: CueSyntax = CueSyntax {
+    decimal: ".",
+    header: |_| String::new(),
+    text: vtt_escape,
+    speaker: |label| format!("<v {}>", vtt_escape(&speaker_name(label))),
+};
+
 impl Transcript {
     /// Renders the transcript as `format`, within the limits of this module: the JSON with
     /// segments of at most [`SEGMENT_MAX_SECS`], SRT and VTT with cues of at most
-    /// [`CUE_MAX_SECS`] and two lines of [`CUE_LINE_CHARS`] characters.
+    /// [`CUE_MAX_SECS`] and two lines of [`CUE_LINE_CHARS`] characters; segments and cues of
+    /// one speaker each when words have speakers.
     pub fn render(&self, format: Format) -> String {
         match format {
             Format::Json => {
@@ -105,21 +163,22 @@ impl Transcript {
                 if cues.is_empty() {
                     EMPTY_SRT.to_string()
                 } else {
-                    render_cues(&cues, ",", |n| format!("{n}\n"), str::to_string)
+                    render_cues(&cues, &SRT)
                 }
             }
-            Format::Vtt => format!(
-                "WEBVTT\n\n{}",
-                render_cues(&self.cues(), ".", |_| String::new(), vtt_escape)
-            ),
+            Format::Vtt => format!("WEBVTT\n\n{}", render_cues(&self.cues(), &VTT)),
         }
     }
 
-    /// The transcript with no segment longer than [`SEGMENT_MAX_SECS`].
+    /// The transcript as served: no segment longer than [`SEGMENT_MAX_SECS`] or with two
+    /// speakers, and the utterances when words have speakers.
     fn bounded(&self) -> Transcript {
         let segments = self.segment_words().into_iter().map(segment).collect();
+        let has_speakers = self.words.iter().any(|w| w.speaker.is_some());
+        let utterances = has_speakers.then(|| by_speaker(&self.words).map(utterance).collect());
         Transcript {
             segments,
+            utterances,
             ..self.clone()
         }
     }
@@ -140,24 +199,26 @@ impl Transcript {
                 Cue {
                     start,
                     end,
+                    speaker: run[0].speaker.clone(),
                     lines: lines(run).unwrap_or_else(|| vec![join(run)]),
                 }
             })
             .collect()
     }
 
-    /// The words of each served segment: each stored segment's, cut to at most
-    /// [`SEGMENT_MAX_SECS`].
+    /// The words of each served segment: each stored segment's, cut where the speaker
+    /// changes and to at most [`SEGMENT_MAX_SECS`].
     fn segment_words(&self) -> Vec<&[Word]> {
         self.sentences()
             .into_iter()
-            .flat_map(|sentence| split(sentence, |run| span(run) <= SEGMENT_MAX_SECS))
+            .flat_map(by_speaker)
+            .flat_map(|run| split(run, |run| span(run) <= SEGMENT_MAX_SECS))
             .collect()
     }
 
     /// The words of each stored segment, in order. The worker stores a segment's text as its
     /// words joined by spaces, so a segment's words are the next as many as its text has.
-    fn sentences(&self) -> Vec<&[Word]> {
+    pub(crate) fn sentences(&self) -> Vec<&[Word]> {
         let mut rest = self.words.as_slice();
         self.segments
             .iter()
@@ -177,11 +238,29 @@ impl Transcript {
     }
 }
 
-/// One subtitle cue: times in seconds and its one or two lines.
+/// One subtitle cue: times in seconds, the label of who says it, and its one or two lines.
 struct Cue {
     start: f64,
     end: f64,
+    speaker: Option<String>,
     lines: Vec<String>,
+}
+
+/// How a subtitle format writes its cues.
+struct CueSyntax {
+    /// What separates seconds from milliseconds in timestamps.
+    decimal: &'static str,
+    /// The line before a cue's times, given the cue's number from 1.
+    header: fn(usize) -> String,
+    /// A line of cue text as the format needs it.
+    text: fn(&str) -> String,
+    /// What starts the text of a speaker's cue, given the speaker's label.
+    speaker: fn(&str) -> String,
+}
+
+/// `words` cut where the speaker changes: the longest runs of one speaker, in order.
+fn by_speaker(words: &[Word]) -> impl Iterator<Item = &[Word]> {
+    words.chunk_by(|a, b| a.speaker == b.speaker)
 }
 
 /// Cuts `words` into runs for which `fits` holds (if it holds for a run, it must hold for the
@@ -221,12 +300,31 @@ fn break_strength(before: &Word, after: &Word) -> u32 {
     punctuation + ((after.start - before.end).clamp(0.0, 1.0) * 1000.0).round() as u32
 }
 
-/// The segment `words` make: their text and span.
+/// The segment `words` make: their text, span and speaker (the first word's: the words of a
+/// served segment share theirs).
 fn segment(words: &[Word]) -> Segment {
     Segment {
         text: join(words),
         start: words[0].start,
         end: words[words.len() - 1].end,
+        speaker: words[0].speaker.clone(),
+    }
+}
+
+/// The utterance `words`, one speaker's, make.
+fn utterance(words: &[Word]) -> Utterance {
+    let Segment {
+        text,
+        start,
+        end,
+        speaker,
+    } = segment(words);
+    Utterance {
+        speaker,
+        start,
+        end,
+        text,
+        words: words.to_vec(),
     }
 }
 
@@ -242,27 +340,38 @@ fn cue_fits(words: &[Word]) -> bool {
 
 /// The words on one line of at most [`CUE_LINE_CHARS`] characters, or on two, as even as the
 /// words allow (the first the shorter of equals, as subtitle guidelines prefer); `None` when
-/// two are not enough.
+/// two are not enough. The first word's speaker label, as SRT writes it, takes its room on
+/// the first line (in VTT too, whose voice span players may show or not, so that both formats
+/// have the same cues); the lines returned are without it.
 fn lines(words: &[Word]) -> Option<Vec<String>> {
     let width = |line: &str| line.chars().count();
+    let label = words
+        .first()
+        .and_then(|w| w.speaker.as_deref())
+        .map_or(0, |speaker| width(&(SRT.speaker)(speaker)));
     let text = join(words);
-    if width(&text) <= CUE_LINE_CHARS {
+    if label + width(&text) <= CUE_LINE_CHARS {
         return Some(vec![text]);
     }
     (1..words.len())
         .map(|k| (join(&words[..k]), join(&words[k..])))
-        .filter(|(a, b)| width(a) <= CUE_LINE_CHARS && width(b) <= CUE_LINE_CHARS)
-        .min_by_key(|(a, b)| width(a).max(width(b)))
+        .filter(|(a, b)| label + width(a) <= CUE_LINE_CHARS && width(b) <= CUE_LINE_CHARS)
+        .min_by_key(|(a, b)| (label + width(a)).max(width(b)))
         .map(|(a, b)| vec![a, b])
 }
 
 /// The words separated by spaces.
-fn join(words: &[Word]) -> String {
+pub(crate) fn join(words: &[Word]) -> String {
     words
         .iter()
         .map(|w| w.word.as_str())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// How subtitles name the speaker labelled `label`.
+fn speaker_name(label: &str) -> String {
+    format!("Speaker {label}")
 }
 
 /// Cue text as WebVTT needs it: `&` and `<` start markup there, and `-->` may not appear.
@@ -272,23 +381,21 @@ fn vtt_escape(line: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Each cue as an optional header line, `start --> end`, its lines (through `text`), a blank
-/// line.
-fn render_cues(
-    cues: &[Cue],
-    decimal: &str,
-    header: impl Fn(usize) -> String,
-    text: impl Fn(&str) -> String,
-) -> String {
+/// Each cue as `syntax` writes it: its header, `start --> end`, its lines (the first after
+/// the speaker's label, if any), a blank line.
+fn render_cues(cues: &[Cue], syntax: &CueSyntax) -> String {
     cues.iter()
         .enumerate()
         .map(|(i, cue)| {
-            let lines: Vec<String> = cue.lines.iter().map(|l| text(l)).collect();
+            let mut lines: Vec<String> = cue.lines.iter().map(|l| (syntax.text)(l)).collect();
+            if let (Some(label), Some(first)) = (&cue.speaker, lines.first_mut()) {
+                first.insert_str(0, &(syntax.speaker)(label));
+            }
             format!(
                 "{}{} --> {}\n{}\n\n",
-                header(i + 1),
-                timestamp(cue.start, decimal),
-                timestamp(cue.end, decimal),
+                (syntax.header)(i + 1),
+                timestamp(cue.start, syntax.decimal),
+                timestamp(cue.end, syntax.decimal),
                 lines.join("\n")
             )
         })
@@ -311,6 +418,7 @@ mod tests {
             word: word.into(),
             start,
             end,
+            speaker: None,
         }
     }
 
@@ -326,6 +434,7 @@ mod tests {
             duration,
             segments,
             words: sentences.into_iter().flatten().collect(),
+            utterances: None,
         }
     }
 
@@ -552,6 +661,189 @@ mod tests {
         assert_eq!(
             transcript(vec![words], 1.0).render(Format::Vtt),
             "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\nR&amp;D &lt;b&gt;--&gt;\n\n"
+        );
+    }
+
+    /// `t` with its words' speakers set to `labels`, one a word, as
+    /// [`crate::speakers::attribute`] leaves it: the stored segments without speakers.
+    fn with_speakers(mut t: Transcript, labels: &[&str]) -> Transcript {
+        assert_eq!(t.words.len(), labels.len());
+        for (word, label) in t.words.iter_mut().zip(labels) {
+            word.speaker = Some(label.to_string());
+        }
+        t
+    }
+
+    /// Two speakers, the second sentence shared: B answers, A goes on.
+    fn dialogue() -> Transcript {
+        with_speakers(
+            transcript(
+                vec![
+                    vec![word("Hello,", 0.0, 0.4), word("Bob.", 0.5, 0.9)],
+                    vec![
+                        word("Hi", 1.2, 1.4),
+                        word("Alice.", 1.5, 1.9),
+                        word("R&D", 2.5, 2.9),
+                        word("<now>.", 3.0, 3.4),
+                    ],
+                ],
+                4.0,
+            ),
+            &["A", "A", "B", "B", "A", "A"],
+        )
+    }
+
+    #[test]
+    fn json_with_speakers_has_segments_of_one_speaker_and_utterances() {
+        let t = dialogue();
+        let json = t.render(Format::Json);
+        let served: Transcript = serde_json::from_str(&json).unwrap();
+        let segments: Vec<(&str, Option<&str>)> = served
+            .segments
+            .iter()
+            .map(|s| (s.text.as_str(), s.speaker.as_deref()))
+            .collect();
+        assert_eq!(
+            segments,
+            [
+                ("Hello, Bob.", Some("A")),
+                ("Hi Alice.", Some("B")),
+                ("R&D <now>.", Some("A")),
+            ]
+        );
+        assert_eq!(
+            served.segments[1],
+            Segment {
+                text: "Hi Alice.".into(),
+                start: 1.2,
+                end: 1.9,
+                speaker: Some("B".into()),
+            }
+        );
+
+        let utterances = served.utterances.as_ref().expect("utterances");
+        assert_eq!(utterances.len(), 3);
+        assert_eq!(
+            utterances[1],
+            Utterance {
+                speaker: Some("B".into()),
+                start: 1.2,
+                end: 1.9,
+                text: "Hi Alice.".into(),
+                words: t.words[2..4].to_vec(),
+            }
+        );
+        assert_eq!(utterances[2].words, t.words[4..]);
+        assert!(json.contains(r#"{"word":"Hi","start":1.2,"end":1.4,"speaker":"B"}"#));
+        assert_eq!(served.words, t.words);
+        // Served, the JSON renders as the stored transcript does.
+        assert_eq!(served.render(Format::Json), json);
+        assert_eq!(served.render(Format::Srt), t.render(Format::Srt));
+    }
+
+    #[test]
+    fn utterances_are_whole_runs_of_one_speaker_across_segments() {
+        let t = with_speakers(sample(), &["A", "A", "A", "A"]);
+        let served: Transcript = serde_json::from_str(&t.render(Format::Json)).unwrap();
+        let utterances = served.utterances.unwrap();
+        assert_eq!(utterances.len(), 1);
+        assert_eq!(utterances[0].text, "Hello there. General Kenobi.");
+        assert_eq!((utterances[0].start, utterances[0].end), (0.24, 3725.04));
+        assert_eq!(served.segments.len(), 2);
+    }
+
+    #[test]
+    fn srt_names_the_speaker_of_each_cue() {
+        assert_eq!(
+            dialogue().render(Format::Srt),
+            "1\n00:00:00,000 --> 00:00:00,900\nSpeaker A: Hello, Bob.\n\n\
+             2\n00:00:01,200 --> 00:00:01,900\nSpeaker B: Hi Alice.\n\n\
+             3\n00:00:02,500 --> 00:00:03,400\nSpeaker A: R&D <now>.\n\n"
+        );
+    }
+
+    #[test]
+    fn vtt_starts_each_cue_with_its_voice() {
+        assert_eq!(
+            dialogue().render(Format::Vtt),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:00.900\n<v Speaker A>Hello, Bob.\n\n\
+             00:00:01.200 --> 00:00:01.900\n<v Speaker B>Hi Alice.\n\n\
+             00:00:02.500 --> 00:00:03.400\n<v Speaker A>R&amp;D &lt;now&gt;.\n\n"
+        );
+        // A label is annotation text in the voice tag, escaped as cue text is.
+        let odd = with_speakers(
+            transcript(vec![vec![word("hi", 0.0, 0.5)]], 1.0),
+            &["<A&B>"],
+        );
+        assert_eq!(
+            odd.render(Format::Vtt),
+            "WEBVTT\n\n00:00:00.000 --> 00:00:00.500\n<v Speaker &lt;A&amp;B&gt;>hi\n\n"
+        );
+    }
+
+    #[test]
+    fn the_speaker_label_takes_its_room_on_the_first_line() {
+        // 33 characters: one line alone, two with `Speaker A: ` (11) before them.
+        let words = vec![
+            word("the", 0.0, 0.2),
+            word("children", 0.3, 0.6),
+            word("found", 0.7, 0.9),
+            word("a", 1.0, 1.1),
+            word("small", 1.2, 1.4),
+            word("animal", 1.5, 1.8),
+        ];
+        let plain = transcript(vec![words], 2.0);
+        assert_eq!(srt_cues(&plain.render(Format::Srt))[0].1.len(), 1);
+        let labelled = with_speakers(plain, &["A"; 6]);
+        assert_eq!(
+            labelled.render(Format::Srt),
+            "1\n00:00:00,000 --> 00:00:01,800\n\
+             Speaker A: the children\nfound a small animal\n\n"
+        );
+    }
+
+    #[test]
+    fn a_long_run_of_one_speaker_is_still_cut_into_bounded_segments_and_cues() {
+        let words = unpunctuated(3_000);
+        let long = with_speakers(transcript(vec![words.clone()], 900.0), &["A"; 3_000]);
+
+        let cues = srt_cues(&long.render(Format::Srt));
+        assert!(cues.len() > 75, "{} cues", cues.len());
+        for ((start, end), lines) in &cues {
+            assert!(end - start <= CUE_MAX_SECS, "{start} --> {end}");
+            assert!((1..=2).contains(&lines.len()), "{lines:?}");
+            assert!(lines[0].starts_with("Speaker A: "), "{lines:?}");
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= CUE_LINE_CHARS),
+                "{lines:?}"
+            );
+        }
+        let vtt = long.render(Format::Vtt);
+        assert_eq!(vtt.matches(" --> ").count(), cues.len());
+        assert_eq!(vtt.matches("\n<v Speaker A>").count(), cues.len());
+
+        let json: Transcript = serde_json::from_str(&long.render(Format::Json)).unwrap();
+        assert!(
+            json.segments.len() >= 30,
+            "{} segments",
+            json.segments.len()
+        );
+        assert!(
+            json.segments
+                .iter()
+                .all(|s| s.end - s.start <= SEGMENT_MAX_SECS && s.speaker.as_deref() == Some("A"))
+        );
+        // AssemblyAI's utterances are whole runs: one, however long.
+        assert_eq!(json.utterances.as_ref().map(Vec::len), Some(1));
+        assert_eq!(json.render(Format::Srt), long.render(Format::Srt));
+    }
+
+    #[test]
+    fn a_transcript_without_speakers_serialises_without_their_fields() {
+        let json = sample().render(Format::Json);
+        assert!(
+            !json.contains("speaker") && !json.contains("utterances"),
+            "{json}"
         );
     }
 }

@@ -38,10 +38,18 @@ impl Checkpoint {
     /// reference as each weight is taken frees the originals of those copies at once, and the
     /// host copies of weights moved to a GPU, so loading never holds the model twice.
     pub fn into_var_builder(self, device: &Device) -> (ModelConfig, VarBuilder<'static>) {
-        let weights = TakeOnce(Mutex::new(self.tensors));
-        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, device.clone());
-        (self.config, vb)
+        (self.config, take_once(self.tensors, device))
     }
+}
+
+/// A `VarBuilder` over `tensors` that hands each weight out once (see
+/// [`Checkpoint::into_var_builder`]).
+pub(crate) fn take_once(tensors: HashMap<String, Tensor>, device: &Device) -> VarBuilder<'static> {
+    VarBuilder::from_backend(
+        Box::new(TakeOnce(Mutex::new(tensors))),
+        DType::F32,
+        device.clone(),
+    )
 }
 
 /// The weights behind [`Checkpoint::into_var_builder`].
@@ -145,7 +153,7 @@ pub fn read(path: &Path, sha256: Option<&str>) -> Result<Checkpoint> {
 }
 
 /// The file whose bytes define the model, the one a pinned checksum refers to.
-fn weights_file(path: &Path) -> Result<PathBuf> {
+pub(crate) fn weights_file(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
@@ -208,10 +216,30 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// Reads a `.nemo` archive of an ASR model.
+fn read_nemo(path: &Path) -> Result<Checkpoint> {
+    let archive = read_archive(path)?;
+    let config =
+        ModelConfig::from_yaml(&archive.config).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Checkpoint {
+        config,
+        tensors: archive.tensors,
+        weights_file: path.to_path_buf(),
+    })
+}
+
+/// What a `.nemo` archive holds, whatever the model: its config text and its weights.
+pub(crate) struct Archive {
+    /// `model_config.yaml`.
+    pub config: String,
+    /// The state dict, by NeMo name, on the CPU.
+    pub tensors: HashMap<String, Tensor>,
+}
+
 /// Reads a `.nemo` archive: a tar (plain or gzipped) holding `model_config.yaml` and the PyTorch
 /// state dict `model_weights.ckpt`. The state dict is unpacked to a temporary file because
 /// PyTorch checkpoints are zip files that need random access.
-fn read_nemo(path: &Path) -> Result<Checkpoint> {
+pub(crate) fn read_archive(path: &Path) -> Result<Archive> {
     let fail = |message: String| Error::ModelFile {
         path: path.to_path_buf(),
         message,
@@ -254,14 +282,12 @@ fn read_nemo(path: &Path) -> Result<Checkpoint> {
     }
     let config_text = config_text.ok_or_else(|| fail("archive has no model_config.yaml".into()))?;
     let weights = weights.ok_or_else(|| fail("archive has no model_weights.ckpt".into()))?;
-    let config = ModelConfig::from_yaml(&config_text).map_err(|e| Error::Config(e.to_string()))?;
     let tensors = candle_core::pickle::read_all(weights.path())
         .map_err(|e| fail(format!("model_weights.ckpt: {e}")))?
         .into_iter()
         .collect();
-    Ok(Checkpoint {
-        config,
+    Ok(Archive {
+        config: config_text,
         tensors,
-        weights_file: path.to_path_buf(),
     })
 }

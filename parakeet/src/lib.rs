@@ -30,6 +30,7 @@ mod mlx;
 mod model;
 mod nn;
 pub mod service;
+pub mod sortformer;
 pub mod timestamps;
 pub mod tokenizer;
 mod transcript;

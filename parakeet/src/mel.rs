@@ -601,7 +601,8 @@ fn normalize_kind(normalize: Option<&str>) -> Result<Normalize, MelError> {
     match normalize {
         Some("per_feature") => Ok(Normalize::PerFeature),
         Some("all_features") => Ok(Normalize::AllFeatures),
-        None | Some("none" | "") => Ok(Normalize::None),
+        // NeMo applies no normalisation for any other name; Sortformer configs say "NA".
+        None | Some("none" | "NA" | "") => Ok(Normalize::None),
         Some(other) => Err(unsupported(
             "normalize",
             other.into(),

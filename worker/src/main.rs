@@ -4,6 +4,7 @@
 //! local files without any queue, which is also how the pipeline's results are checked.
 
 mod chunking;
+mod enrich;
 mod metrics;
 mod model;
 mod run;
@@ -25,7 +26,7 @@ enum Command {
     /// Transcribe local audio files and print the results.
     Transcribe(transcribe::Args),
     /// Take jobs from the queue until stopped.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,7 +53,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -26,6 +26,7 @@ use warble_parakeet::service::{BatchLimits, ModelService, Progress};
 use warble_parakeet::{Chunking, DecoderKind, Error as EngineError, TranscribeOptions};
 
 use crate::chunking::ChunkArgs;
+use crate::enrich::{self, DiarizationArgs, Diarizer, EnrichError};
 use crate::metrics::{Finished, Metrics};
 use crate::model::ModelArgs;
 
@@ -55,6 +56,8 @@ pub struct Args {
     max_batch_wait_ms: Option<u64>,
     #[command(flatten)]
     chunks: ChunkArgs,
+    #[command(flatten)]
+    diarization: DiarizationArgs,
     /// Seconds a stopping worker (SIGTERM, Ctrl-C) waits for its jobs to finish; a job still
     /// running then is taken again by another worker after the orphan timeout.
     #[arg(long, env = "WARBLE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -76,6 +79,8 @@ pub struct Args {
 struct Shared {
     /// The model, behind the queue that batches every job's chunks.
     service: ModelService,
+    /// The diarization model for `speaker_labels`, when one is configured.
+    diarizer: Option<Arc<Diarizer>>,
     /// How long audio is cut.
     chunking: Option<Chunking>,
     /// Decodes each job's audio in a limited child process.
@@ -143,6 +148,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let (db, storage) = args.platform.connect().await?;
     let model_args = args.model.clone();
     let model = tokio::task::spawn_blocking(move || model_args.load()).await??;
+    let (diarization, device) = (args.diarization.clone(), args.model.device.clone());
+    let diarizer = tokio::task::spawn_blocking(move || diarization.load(&device))
+        .await??
+        .map(Arc::new);
     let defaults = BatchLimits::for_device(model.device());
     let limits = BatchLimits {
         max_batch_secs: args.max_batch_seconds.unwrap_or(defaults.max_batch_secs),
@@ -189,6 +198,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     workers::register(&db, &info).await?;
     let ctx: Ctx = Arc::new(Shared {
         service,
+        diarizer,
         chunking: args.chunks.chunking(),
         sandbox: args.audio.sandbox(args.audio.decode_timeout_secs)?,
         max_audio_seconds: args.audio.max_audio_seconds as f64,
@@ -501,10 +511,12 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     let canceled = Arc::new(AtomicBool::new(false));
     let (report, mut reports) = watch::channel(None::<Progress>);
     let flag = canceled.clone();
+    let samples = Arc::new(audio.samples);
+    let audio_samples = samples.clone();
     let mut inference = tokio::task::spawn_blocking(move || {
         worker
             .service
-            .transcribe(&audio.samples, &options, flag, |p| {
+            .transcribe(&audio_samples, &options, flag, |p| {
                 report.send_replace(Some(p));
             })
     });
@@ -550,8 +562,18 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         }
         Err(err) => return Err(permanent(ErrorCode::TranscriptionFailed, err.to_string())),
     };
-    let json =
-        serde_json::to_string(&to_stored(&transcript)).map_err(|e| Failure::Transient(e.into()))?;
+    let (worker, features) = (ctx.clone(), stored.job.features.clone());
+    let stored_form = to_stored(&transcript);
+    let enriched = tokio::task::spawn_blocking(move || {
+        enrich::apply(worker.diarizer.as_deref(), &samples, stored_form, &features)
+    })
+    .await
+    .map_err(|e| Failure::Transient(e.into()))?
+    .map_err(|e| match e {
+        EnrichError::NoDiarizer => permanent(ErrorCode::Unsupported, e.to_string()),
+        EnrichError::Diarization(_) => permanent(ErrorCode::TranscriptionFailed, e.to_string()),
+    })?;
+    let json = serde_json::to_string(&enriched).map_err(|e| Failure::Transient(e.into()))?;
     if settle(ctx, id, || job::succeed(&ctx.db, id, &ctx.worker_id, &json)).await? {
         let now = Utc::now();
         let since = |t: chrono::DateTime<Utc>| (now - t).to_std().unwrap_or_default();
@@ -596,6 +618,7 @@ fn to_stored(t: &warble_parakeet::Transcript) -> Transcript {
                 text: s.text.clone(),
                 start: s.start,
                 end: s.end,
+                speaker: None,
             })
             .collect(),
         words: t
@@ -605,8 +628,10 @@ fn to_stored(t: &warble_parakeet::Transcript) -> Transcript {
                 word: w.word.clone(),
                 start: w.start,
                 end: w.end,
+                speaker: None,
             })
             .collect(),
+        utterances: None,
     }
 }
 

@@ -45,6 +45,7 @@ pub async fn queued(db: &Database, tenant: &str, callback_url: Option<&str>) -> 
         key_id: format!("key-of-{tenant}"),
         quotas: Default::default(),
         batch_id: None,
+        features: Default::default(),
     };
     match job::insert(db, &new).await.unwrap() {
         Inserted::Created(stored) => stored.job,

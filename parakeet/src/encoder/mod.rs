@@ -92,21 +92,42 @@ impl ConformerEncoder {
         lengths: &[usize],
         window: AttentionWindow,
     ) -> Result<(Tensor, Vec<usize>)> {
-        let device: &Device = mel.device();
-        let mel = mel.to_dtype(self.dtype)?;
-        let (x, lengths) = self.pre_encode.forward(&mel, lengths)?;
+        let (x, lengths) = self.pre_encode(mel, lengths)?;
+        let x = self.forward_pre_encoded(&x, &lengths, window)?;
+        Ok((x, lengths))
+    }
+
+    /// The subsampling stage alone (NeMo's `encoder.pre_encode`): `mel` `(batch, n_mels,
+    /// frames)` in, `(batch, encoder_frames, d_model)` in the encoder's dtype out, with the
+    /// valid encoder frames per item. Each output frame depends only on its own stretch of mel
+    /// frames, which is why Sortformer's speaker cache keeps these embeddings.
+    pub fn pre_encode(&self, mel: &Tensor, lengths: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+        self.pre_encode.forward(&mel.to_dtype(self.dtype)?, lengths)
+    }
+
+    /// The conformer layers over embeddings [`Self::pre_encode`] made (NeMo's
+    /// `bypass_pre_encode=True`): input scaling, positions and the layers. `x` is `(batch,
+    /// frames, d_model)`; the output, the same shape, is f32.
+    pub fn forward_pre_encoded(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        window: AttentionWindow,
+    ) -> Result<Tensor> {
+        let device: &Device = x.device();
+        let x = x.to_dtype(self.dtype)?;
         let mut x = match self.xscale {
             Some(scale) => (x * scale)?,
             None => x,
         };
         let t = x.dim(1)?;
-        let mask = FrameMask::new(&lengths, t, device)?;
+        let mask = FrameMask::new(lengths, t, device)?;
         let positions =
             position::relative_positions(window, t, self.d_model, device)?.to_dtype(x.dtype())?;
         for layer in &self.layers {
             x = layer.forward(&x, &mask, &positions, window)?;
         }
-        Ok((x.to_dtype(DType::F32)?, lengths))
+        x.to_dtype(DType::F32)
     }
 }
 

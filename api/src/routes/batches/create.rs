@@ -26,7 +26,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, LineError};
 use crate::keys::Caller;
 use crate::routes::jobs::{
     Fields, FilePart, Intake, JobOptions, Received, Refusal, UrlSubmission, accepted_at, admit,
-    bad_form, commit, discard, idempotency_key,
+    bad_form, check_features, commit, discard, idempotency_key,
 };
 use crate::state::AppState;
 
@@ -367,6 +367,9 @@ async fn from_files(
                     ));
                 }
                 continue;
+            }
+            if uploads.is_empty() {
+                check_features(&options.features)?;
             }
             if uploads.len() == state.batch_limits.max_requests {
                 return Err(ApiError::new(

@@ -6,6 +6,7 @@ use crate::destination;
 use axum::extract::Multipart;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
+use warble_jobs::features::{self, Features};
 use warble_jobs::{filename, webhook};
 
 use crate::error::{ApiError, ErrorCode};
@@ -72,7 +73,7 @@ impl<F: Fields> Submission<F> {
             while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
                 form.take(intake, &mut field).await?;
             }
-            Ok(())
+            check_features(&form.fields.job_options().features)
         }
         .await;
         match read {
@@ -170,6 +171,20 @@ pub struct JobOptions {
     /// `metadata`, a JSON object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Speaker labels and redaction.
+    #[serde(flatten)]
+    pub features: Features,
+}
+
+/// Refuses settings of a feature that is not asked for (`speakers_expected` without
+/// `speaker_labels`, ...).
+pub fn check_features(features: &Features) -> Result<(), ApiError> {
+    features.check().map_err(invalid_option)
+}
+
+/// An option's value the route does not take.
+pub fn invalid_option(message: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidOption, message)
 }
 
 impl JobOptions {
@@ -222,10 +237,17 @@ impl JobOptions {
         self.metadata = Some(value);
         Ok(())
     }
+
+    /// Sets the feature field `name` from its text; `Ok(false)` if `name` is no feature.
+    pub fn set_feature(&mut self, name: &str, value: &str) -> Result<bool, ApiError> {
+        self.features.set(name, value).map_err(invalid_option)
+    }
 }
 
 impl Fields for JobOptions {
-    const NAMES: &'static str = "decoder, metadata, callback_url";
+    const NAMES: &'static str = "decoder, metadata, callback_url, speaker_labels, \
+                                 speakers_expected, redact_pii, redact_pii_policies, \
+                                 redact_pii_sub";
 
     async fn take(
         &mut self,
@@ -237,6 +259,7 @@ impl Fields for JobOptions {
             "decoder" => 64,
             "callback_url" => destination::MAX_URL_LEN + 1,
             "metadata" => MAX_METADATA_BYTES,
+            _ if features::NAMES.split(", ").any(|f| f == name) => 512,
             _ => return Ok(false),
         };
         let value = small_text(field, limit).await?;
@@ -246,7 +269,7 @@ impl Fields for JobOptions {
         match name {
             "decoder" => self.set_decoder(value)?,
             "callback_url" => self.set_callback_url(intake, &value).await?,
-            _ => match serde_json::from_str::<serde_json::Value>(&value) {
+            "metadata" => match serde_json::from_str::<serde_json::Value>(&value) {
                 Ok(object) => self.set_metadata(object)?,
                 Err(_) => {
                     return Err(ApiError::new(
@@ -255,6 +278,9 @@ impl Fields for JobOptions {
                     ));
                 }
             },
+            _ => {
+                self.set_feature(name, &value)?;
+            }
         }
         Ok(true)
     }
@@ -264,6 +290,7 @@ impl Fields for JobOptions {
             decoder: self.decoder.clone(),
             callback_url: self.callback_url.clone(),
             metadata: self.metadata.clone(),
+            features: self.features.clone(),
         }
     }
 }

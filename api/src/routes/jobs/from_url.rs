@@ -13,10 +13,12 @@ use utoipa::ToSchema;
 use warble_audio::sniff;
 use warble_jobs::filename;
 
-use super::form::{Intake, JobOptions};
+use super::form::{Intake, JobOptions, check_features};
 use crate::destination;
 use crate::error::{ApiError, ErrorCode};
 use crate::upload::{Incoming, UploadLimit};
+use warble_jobs::features::Features;
+use warble_jobs::redact::{Policy, Substitution};
 
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -39,6 +41,17 @@ pub struct UrlSubmission {
     /// Where to POST the job's final event (see the multipart form).
     #[schema(max_length = 2048)]
     pub callback_url: Option<String>,
+    /// Label each word with its speaker (see the multipart form).
+    pub speaker_labels: Option<bool>,
+    /// With `speaker_labels`: the most speakers to label, 1 to 4.
+    #[schema(minimum = 1, maximum = 4)]
+    pub speakers_expected: Option<u8>,
+    /// Replace personal information in the transcript (docs/redaction.md).
+    pub redact_pii: Option<bool>,
+    /// With `redact_pii`: which kinds; absent or empty for all.
+    pub redact_pii_policies: Option<Vec<Policy>>,
+    /// With `redact_pii`: `entity_name` (default) or `hash`.
+    pub redact_pii_sub: Option<Substitution>,
 }
 
 impl UrlSubmission {
@@ -54,6 +67,14 @@ impl UrlSubmission {
         if let Some(metadata) = self.metadata.take() {
             options.set_metadata(metadata)?;
         }
+        options.features = Features {
+            speaker_labels: self.speaker_labels.unwrap_or(false),
+            speakers_expected: self.speakers_expected,
+            redact_pii: self.redact_pii.unwrap_or(false),
+            redact_pii_policies: self.redact_pii_policies.take().unwrap_or_default(),
+            redact_pii_sub: self.redact_pii_sub,
+        };
+        check_features(&options.features)?;
         Ok(options)
     }
 }

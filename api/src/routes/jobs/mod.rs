@@ -6,7 +6,9 @@ mod from_url;
 mod retry;
 mod submit;
 
-pub(crate) use form::{Fields, FilePart, Intake, JobOptions, bad_form, small_text};
+pub(crate) use form::{
+    Fields, FilePart, Intake, JobOptions, bad_form, check_features, invalid_option, small_text,
+};
 pub(crate) use from_url::UrlSubmission;
 pub use retry::{__path_retry, retry};
 pub use submit::Refusal;

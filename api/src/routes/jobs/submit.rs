@@ -42,6 +42,28 @@ pub struct SubmitForm {
     /// (`POST /v1/webhooks/secret`, needed first); empty is none.
     #[schema(max_length = 2048)]
     callback_url: Option<String>,
+    /// `true`: label each word with its speaker ("A", "B", ... in order of first appearance,
+    /// from a Sortformer diarization model on the worker), split segments where the speaker
+    /// changes, add `utterances` to the transcript and name speakers in SRT (`Speaker A: `) and
+    /// VTT (`<v Speaker A>`). A word overlapped by two speakers goes to the one who covers more
+    /// of it.
+    speaker_labels: Option<bool>,
+    /// With `speaker_labels`: the most speakers to label, 1 to 4; the quietest beyond it are
+    /// folded into the others.
+    #[schema(minimum = 1, maximum = 4)]
+    speakers_expected: Option<u8>,
+    /// `true`: replace personal information (e-mail addresses, phone, card and social security
+    /// numbers, IBANs, IP addresses, URLs; digits or spoken) in the text, words, segments and
+    /// every format. The unredacted transcript is never stored.
+    redact_pii: Option<bool>,
+    /// With `redact_pii`: comma-separated kinds (email_address, phone_number,
+    /// credit_card_number, banking_information, us_social_security_number, ip_address, url);
+    /// default all.
+    redact_pii_policies: Option<String>,
+    /// With `redact_pii`: `entity_name` (`[PHONE_NUMBER]`, the default) or `hash` (`#` per
+    /// character).
+    #[schema(pattern = "^(entity_name|hash)?$")]
+    redact_pii_sub: Option<String>,
 }
 
 /// Submit audio for transcription.
@@ -269,6 +291,7 @@ pub(crate) async fn commit(
         key_id: caller.key_id.clone(),
         quotas: received.quotas,
         batch_id: received.batch.map(|(id, _)| id),
+        features: received.options.features,
     };
     record(state, &new).await
 }

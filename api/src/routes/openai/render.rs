@@ -79,7 +79,9 @@ pub fn usage(transcript: &Transcript) -> Value {
 /// 30 s each); the fields Whisper reports and Parakeet has no measure of are neutral:
 /// `temperature` 0 (greedy decoding is what temperature 0 means), `tokens` empty,
 /// `avg_logprob` 0 and `no_speech_prob` 0, and `compression_ratio` is the text's, measured as
-/// Whisper does (its UTF-8 length over its zlib-compressed length).
+/// Whisper does (its UTF-8 length over its zlib-compressed length). When the transcript has
+/// speakers, each segment (of one speaker) names its own as `speaker` (`"A"`, `"B"`, ...; the
+/// field and labels of OpenAI's `diarized_json` segments) and each word carries its own.
 fn verbose(transcript: &Transcript, granularities: Granularities, language: &str) -> Value {
     let mut body = json!({
         "task": "transcribe",
@@ -96,7 +98,7 @@ fn verbose(transcript: &Transcript, granularities: Granularities, language: &str
             .iter()
             .enumerate()
             .map(|(id, s)| {
-                json!({
+                let mut segment = json!({
                     "id": id,
                     "seek": (s.start * 100.0).round() as u64,
                     "start": s.start,
@@ -107,7 +109,11 @@ fn verbose(transcript: &Transcript, granularities: Granularities, language: &str
                     "avg_logprob": 0.0,
                     "compression_ratio": compression_ratio(&s.text),
                     "no_speech_prob": 0.0,
-                })
+                });
+                if let Some(speaker) = &s.speaker {
+                    segment["speaker"] = speaker.as_str().into();
+                }
+                segment
             })
             .collect();
         body["segments"] = segments.into();
@@ -134,7 +140,67 @@ fn compression_ratio(text: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use warble_jobs::transcript::{Segment, Word};
+
     use super::*;
+
+    /// "Hi. Hello." in one stored segment, by `speakers` (one a word, or none).
+    fn transcript(speakers: [Option<&str>; 2]) -> Transcript {
+        let word = |word: &str, start: f64, speaker: Option<&str>| Word {
+            word: word.into(),
+            start,
+            end: start + 0.4,
+            speaker: speaker.map(str::to_string),
+        };
+        Transcript {
+            text: "Hi. Hello.".into(),
+            duration: 2.0,
+            segments: vec![Segment {
+                text: "Hi. Hello.".into(),
+                start: 0.0,
+                end: 1.4,
+                speaker: None,
+            }],
+            words: vec![
+                word("Hi.", 0.0, speakers[0]),
+                word("Hello.", 1.0, speakers[1]),
+            ],
+            utterances: None,
+        }
+    }
+
+    fn verbose_json(transcript: &Transcript) -> Value {
+        let both = Granularities {
+            words: true,
+            segments: true,
+        };
+        let (body, _) = render(transcript, ResponseFormat::VerboseJson, both, "en");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[test]
+    fn verbose_json_names_the_speaker_of_segments_and_words() {
+        let body = verbose_json(&transcript([Some("A"), Some("B")]));
+        let segments = body["segments"].as_array().unwrap();
+        let of = |items: &[Value], field: &str| -> Vec<Value> {
+            items.iter().map(|item| item[field].clone()).collect()
+        };
+        assert_eq!(of(segments, "text"), [json!("Hi."), json!("Hello.")]);
+        assert_eq!(of(segments, "speaker"), [json!("A"), json!("B")]);
+        assert_eq!(of(segments, "id"), [json!(0), json!(1)]);
+        let words = body["words"].as_array().unwrap();
+        assert_eq!(of(words, "speaker"), [json!("A"), json!("B")]);
+        assert!(body.get("utterances").is_none());
+    }
+
+    #[test]
+    fn verbose_json_without_speakers_has_no_speaker_field() {
+        let body = verbose_json(&transcript([None, None]));
+        let segments = body["segments"].as_array().unwrap();
+        assert_eq!(segments.len(), 1);
+        assert!(segments[0].get("speaker").is_none());
+        assert!(body["words"][0].get("speaker").is_none());
+    }
 
     #[test]
     fn repetitive_text_compresses_more() {

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::json;
 use utoipa::ToSchema;
+use warble_jobs::features::{self, Features};
 use warble_jobs::job::{self, Job, JobStatus};
 use warble_jobs::transcript::Transcript;
 
@@ -24,7 +25,7 @@ use super::render::{self, Granularities, ResponseFormat};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::keys::Caller;
 use crate::routes::jobs::{
-    Fields, Intake, Refusal, idempotency_key, intake, small_text, stored_transcript,
+    Fields, Intake, Refusal, idempotency_key, intake, invalid_option, small_text, stored_transcript,
 };
 use crate::state::AppState;
 
@@ -65,6 +66,13 @@ pub struct TranscriptionForm {
     stream: Option<bool>,
     /// Accepted and not used: warble cuts long audio itself (`--chunk-seconds`).
     chunking_strategy: Option<String>,
+    /// warble's extension: `true` labels speakers; `verbose_json` segments and words then
+    /// carry a `speaker` ("A", "B", ...), SRT and VTT name it.
+    speaker_labels: Option<bool>,
+    /// warble's extension: with `speaker_labels`, the most speakers to label (1 to 4).
+    speakers_expected: Option<u8>,
+    /// warble's extension: redact personal information (see `POST /v1/jobs`).
+    redact_pii: Option<bool>,
 }
 
 /// The request's parameters besides its file.
@@ -75,11 +83,16 @@ pub struct Params {
     response_format: ResponseFormat,
     granularities: Granularities,
     stream: bool,
+    /// warble's extensions: speaker labels (segments of `verbose_json` then carry a
+    /// `speaker`) and redaction, as on `POST /v1/jobs`.
+    features: Features,
 }
 
 impl Fields for Params {
     const NAMES: &'static str = "model, language, prompt, temperature, response_format, \
-                                 timestamp_granularities[], stream, chunking_strategy";
+                                 timestamp_granularities[], stream, chunking_strategy, \
+                                 speaker_labels, speakers_expected, redact_pii, \
+                                 redact_pii_policies, redact_pii_sub";
 
     async fn take(
         &mut self,
@@ -91,18 +104,19 @@ impl Fields for Params {
         let value = small_text(field, 8 * 1024).await?;
         let value = value.trim();
         if value.is_empty() {
-            return Ok(matches!(
-                name,
-                "model"
-                    | "language"
-                    | "prompt"
-                    | "temperature"
-                    | "response_format"
-                    | "timestamp_granularities[]"
-                    | "timestamp_granularities"
-                    | "stream"
-                    | "chunking_strategy"
-            ));
+            return Ok(features::NAMES.split(", ").any(|f| f == name)
+                || matches!(
+                    name,
+                    "model"
+                        | "language"
+                        | "prompt"
+                        | "temperature"
+                        | "response_format"
+                        | "timestamp_granularities[]"
+                        | "timestamp_granularities"
+                        | "stream"
+                        | "chunking_strategy"
+                ));
         }
         match name {
             "model" => {
@@ -140,13 +154,16 @@ impl Fields for Params {
                     _ => return Err(invalid("stream must be true or false")),
                 }
             }
-            _ => return Ok(false),
+            _ => return self.features.set(name, value).map_err(invalid_option),
         }
         Ok(true)
     }
 
     fn job_options(&self) -> crate::routes::jobs::JobOptions {
-        Default::default()
+        crate::routes::jobs::JobOptions {
+            features: self.features.clone(),
+            ..Default::default()
+        }
     }
 }
 
