@@ -1,19 +1,19 @@
 //! Speaker labels and PII redaction through the real API and worker (issue 19), on SQLite and
-//! Postgres: the fixture Sortformer (`tools/fixtures/train_sortformer.py`) labels the words of
-//! a two- and a three-speaker espeak conversation, and the word diarization error rate (WDER:
-//! the share of words given the wrong speaker, under the best mapping of labels to the
-//! script's speakers) is measured against the script and reported; JSON, SRT and VTT carry the
-//! speakers; a job without the option is unchanged. A spoken phone number is redacted in every
+//! Postgres: each fixture Sortformer (`tools/fixtures/train_sortformer.py`, offline and
+//! streaming) labels the words of a two- and a three-speaker espeak conversation; the word
+//! diarization error rate (WDER: the share of words given the wrong speaker, under the best
+//! mapping of labels to the script's speakers) and the DER of the utterances are measured
+//! against the script and reported; JSON, SRT and VTT carry the speakers; a job without the
+//! option is unchanged. A spoken phone number is redacted in every
 //! format, and the database holds no unredacted text.
 
 #[macro_use]
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Api, Backends, fixture, start_worker_with};
+use common::{Api, Backends, fixture, start_worker, start_worker_with};
 use serde_json::Value;
 use warble_jobs::config::DatabaseArgs;
 use warble_jobs::db::Database;
@@ -32,6 +32,38 @@ fn truth_at(script: &Value, t: f64) -> Option<String> {
         .map(|u| u["speaker"].as_str().unwrap().to_string())
 }
 
+/// The largest total of `co[h][t]` over one-to-one pairings of hypothesis labels `h` with
+/// truth speakers `t` (a label may stay unpaired), by trying them all (at most 4 x 4).
+fn best_pairing(co: &[Vec<f64>]) -> f64 {
+    fn go(co: &[Vec<f64>], h: usize, used: &mut Vec<bool>) -> f64 {
+        if h == co.len() {
+            return 0.0;
+        }
+        let mut top = go(co, h + 1, used);
+        for t in 0..used.len() {
+            if !used[t] {
+                used[t] = true;
+                top = top.max(co[h][t] + go(co, h + 1, used));
+                used[t] = false;
+            }
+        }
+        top
+    }
+    let truths = co.first().map_or(0, Vec::len);
+    go(co, 0, &mut vec![false; truths])
+}
+
+/// The distinct names in `names`, sorted, and the index of each name.
+fn index(names: impl Iterator<Item = String>) -> (Vec<String>, impl Fn(&str) -> usize) {
+    let mut all: Vec<String> = names.collect();
+    all.sort();
+    all.dedup();
+    let lookup = all.clone();
+    (all, move |name: &str| {
+        lookup.iter().position(|n| n == name).unwrap()
+    })
+}
+
 /// WDER of `words` (each with a `speaker`) against `script`: words said while no one in the
 /// script speaks are not scored; labels map to script speakers one to one, the best way.
 fn wder(words: &[Value], script: &Value) -> (f64, usize) {
@@ -42,48 +74,80 @@ fn wder(words: &[Value], script: &Value) -> (f64, usize) {
             truth_at(script, mid).map(|truth| (w["speaker"].as_str().unwrap().to_string(), truth))
         })
         .collect();
-    let mut labels: Vec<String> = pairs.iter().map(|(h, _)| h.clone()).collect();
-    labels.sort();
-    labels.dedup();
-    let mut truths: Vec<String> = pairs.iter().map(|(_, t)| t.clone()).collect();
-    truths.sort();
-    truths.dedup();
-    // Best one-to-one mapping, by trying every assignment (at most 4 labels).
-    fn best(
-        labels: &[String],
-        truths: &[String],
-        used: &mut Vec<bool>,
-        map: &mut HashMap<String, String>,
-        pairs: &[(String, String)],
-    ) -> usize {
-        if map.len() == labels.len() {
-            return pairs.iter().filter(|(h, t)| map.get(h) == Some(t)).count();
-        }
-        let label = &labels[map.len()];
-        let mut top = 0;
-        for (i, truth) in truths.iter().enumerate() {
-            if !used[i] {
-                used[i] = true;
-                map.insert(label.clone(), truth.clone());
-                top = top.max(best(labels, truths, used, map, pairs));
-                map.remove(label);
-                used[i] = false;
-            }
-        }
-        // A label left unmapped (more labels than speakers) scores nothing.
-        map.insert(label.clone(), String::new());
-        top = top.max(best(labels, truths, used, map, pairs));
-        map.remove(label);
-        top
+    let (labels, label) = index(pairs.iter().map(|(h, _)| h.clone()));
+    let (truths, truth) = index(pairs.iter().map(|(_, t)| t.clone()));
+    let mut co = vec![vec![0.0; truths.len()]; labels.len()];
+    for (h, t) in &pairs {
+        co[label(h)][truth(t)] += 1.0;
     }
-    let right = best(
-        &labels,
-        &truths,
-        &mut vec![false; truths.len()],
-        &mut HashMap::new(),
-        &pairs,
-    );
-    (1.0 - right as f64 / pairs.len().max(1) as f64, pairs.len())
+    let right = best_pairing(&co);
+    (1.0 - right / pairs.len().max(1) as f64, pairs.len())
+}
+
+/// Turns `(start, end, speaker)` of a list of `{start, end, speaker}` objects.
+fn turns(list: &Value) -> Vec<(f64, f64, String)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["start"].as_f64().unwrap(),
+                u["end"].as_f64().unwrap(),
+                u["speaker"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// DER of the transcript's utterances against the script, as NIST scores it: 10 ms frames,
+/// no scoring within 0.25 s of a reference boundary, overlap scored, the best one-to-one
+/// mapping of speakers; (missed + false alarm + confusion) / reference speech.
+fn der(hyp: &[(f64, f64, String)], reference: &[(f64, f64, String)]) -> f64 {
+    const STEP: f64 = 0.01;
+    let frame = |t: f64| (t / STEP).round() as usize;
+    let end = hyp
+        .iter()
+        .chain(reference)
+        .map(|t| frame(t.1))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut scored = vec![true; end];
+    for &(start, stop, _) in reference {
+        for boundary in [frame(start), frame(stop)] {
+            let (from, to) = (boundary.saturating_sub(25), (boundary + 25).min(end));
+            scored[from..to].iter_mut().for_each(|s| *s = false);
+        }
+    }
+    let activity = |turns: &[(f64, f64, String)]| {
+        let (names, at) = index(turns.iter().map(|t| t.2.clone()));
+        let mut active = vec![vec![false; end]; names.len()];
+        for (start, stop, name) in turns {
+            active[at(name)][frame(*start)..frame(*stop)]
+                .iter_mut()
+                .for_each(|a| *a = true);
+        }
+        active
+    };
+    let (h, r) = (activity(hyp), activity(reference));
+    let count = |active: &[Vec<bool>], i: usize| active.iter().filter(|a| a[i]).count();
+    let co: Vec<Vec<f64>> = h
+        .iter()
+        .map(|hs| {
+            r.iter()
+                .map(|rs| (0..end).filter(|&i| scored[i] && hs[i] && rs[i]).count() as f64)
+                .collect()
+        })
+        .collect();
+    let (mut total, mut errors) = (0.0, 0.0);
+    for i in (0..end).filter(|&i| scored[i]) {
+        let (nr, nh) = (count(&r, i) as f64, count(&h, i) as f64);
+        total += nr;
+        errors += nr.max(nh);
+    }
+    // max(nr, nh) per frame = missed + false alarm + both-active; the mapping's matches are
+    // the only frames that are right.
+    (errors - best_pairing(&co)) / total.max(1.0)
 }
 
 async fn transcript(api: &Api, id: &str, format: &str) -> String {
@@ -126,10 +190,15 @@ async fn labels_speakers(api: &Api, model: &str, bars: [f64; 2]) {
             .iter()
             .map(|w| w["speaker"].as_str().unwrap())
             .collect();
+        let der = der(&turns(&body["utterances"]), &turns(&script["utterances"]));
         eprintln!(
-            "{model}, {stem}: {speakers} speakers in the script, labels {labels:?}, WDER {rate:.3} over {scored} words"
+            "{model}, {stem}: {speakers} speakers in the script, labels {labels:?}, WDER {rate:.3} \
+             over {scored} words, DER of the utterances {der:.3}"
         );
         assert!(rate <= bar, "{model}, {stem}: WDER {rate:.3}");
+        // Utterances span the gaps between one speaker's words and end where the ASR model's
+        // words end, so their DER is well above the model's own (tools/fixtures/README.md).
+        assert!(der <= 0.5, "{model}, {stem}: DER {der:.3}");
         // Segments never mix speakers; utterances are the runs of one speaker's words.
         let utterances = body["utterances"].as_array().unwrap();
         assert!(utterances.len() >= 2, "{body}");
@@ -165,6 +234,31 @@ async fn speakers_are_labelled_and_pii_never_stored(backends: Backends, _dir: &P
         labels_speakers(&api, model, bars).await;
         drop(worker);
     }
+    // A worker without a diarization model fails a speaker_labels job at once, saying so.
+    {
+        let _plain = start_worker(&api, &backends).await;
+        let response = api
+            .submit(
+                &fixture("audio/conv2_a.wav"),
+                &[("speaker_labels", "true")],
+                None,
+            )
+            .await;
+        let job: Value = response.json().await.unwrap();
+        let done = api.wait_final(job["id"].as_str().unwrap(), WAIT).await;
+        assert_eq!(done["status"], "failed", "{done}");
+        assert_eq!(done["error"]["code"], "unsupported", "{done}");
+        assert!(
+            done["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("WARBLE_DIARIZATION_MODEL")
+        );
+        assert!(
+            done["progress"].as_f64().unwrap() < 0.5,
+            "failed before transcribing: {done}"
+        );
+    }
     let diarizer = fixture("models/sortformer_streaming.nemo");
     let _worker = start_worker_with(
         &api,
@@ -172,6 +266,47 @@ async fn speakers_are_labelled_and_pii_never_stored(backends: Backends, _dir: &P
         &[("WARBLE_DIARIZATION_MODEL", diarizer.to_str().unwrap())],
     )
     .await;
+
+    // Batch results serve the transcript as the job's route does: with the speakers' view.
+    let form = reqwest::multipart::Form::new()
+        .text("speaker_labels", "true")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(fixture("audio/conv2_a.wav")).unwrap())
+                .file_name("conv2_a.wav")
+                .mime_str("audio/wav")
+                .unwrap(),
+        );
+    let response = api
+        .client
+        .post(api.url("/v1/batches"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let batch: Value = response.json().await.unwrap();
+    let batch_id = batch["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while api.get_json(&format!("/v1/batches/{batch_id}")).await["status"] != "completed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let results = api
+        .get(&format!("/v1/batches/{batch_id}/results"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let line: Value = serde_json::from_str(results.lines().next().unwrap()).unwrap();
+    assert!(line["transcript"]["utterances"].is_array(), "{line}");
+    assert!(
+        line["transcript"]["segments"][0]["speaker"].is_string(),
+        "{line}"
+    );
 
     // Without the option: no speakers anywhere.
     let plain = run(&api, &fixture("audio/conv2_a.wav"), &[]).await;
@@ -209,6 +344,66 @@ async fn speakers_are_labelled_and_pii_never_stored(backends: Backends, _dir: &P
             "{body}"
         );
     }
+
+    // The JSON form refuses bad values the same way.
+    for (body, message) in [
+        (
+            serde_json::json!({"redact_pii": true, "redact_pii_policies": ["nope"]}),
+            "nope",
+        ),
+        (
+            serde_json::json!({"speaker_labels": true, "speakers_expected": "two"}),
+            "1 to 4",
+        ),
+        (
+            serde_json::json!({"redact_pii": true, "redact_pii_sub": "stars"}),
+            "entity_name or hash",
+        ),
+        (
+            serde_json::json!({"redact_pii": true, "redact_pii_policies": [1]}),
+            "policy names",
+        ),
+    ] {
+        let mut body = body;
+        body["audio_url"] = "http://127.0.0.1:9/a.wav".into();
+        let response = api
+            .client
+            .post(api.url("/v1/jobs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_option", "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{error}"
+        );
+    }
+
+    // A repeated Idempotency-Key with other redaction settings is refused, not replayed.
+    let key = "speakers-test-replay";
+    let first = api
+        .submit(&fixture("audio/pii_phone.wav"), &[], Some(key))
+        .await;
+    assert_eq!(first.status(), 202);
+    let again = api
+        .submit(&fixture("audio/pii_phone.wav"), &[], Some(key))
+        .await;
+    assert_eq!(again.status(), 202, "the same request is a replay");
+    let changed = api
+        .submit(
+            &fixture("audio/pii_phone.wav"),
+            &[("redact_pii", "true")],
+            Some(key),
+        )
+        .await;
+    assert_eq!(changed.status(), 422);
+    let error: Value = changed.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "idempotency_key_reused", "{error}");
 
     // Redaction: the spoken phone number is gone from every format and from the database.
     let pii = fixture("audio/pii_phone.wav");

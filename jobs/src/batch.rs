@@ -783,7 +783,11 @@ pub async fn results(
                 custom_id: row.custom_id,
                 job_id: row.job_id,
                 status: row.status,
-                transcript: row.transcript.and_then(|t| serde_json::from_str(&t).ok()),
+                // Served as the job's transcript route serves it (bounded segments, speakers).
+                transcript: row
+                    .transcript
+                    .and_then(|t| serde_json::from_str::<crate::transcript::Transcript>(&t).ok())
+                    .and_then(|t| serde_json::to_value(t.served()).ok()),
                 error,
             }
         })

@@ -73,6 +73,7 @@ error_codes! {
     InvalidParameter = "invalid_parameter", Some(400), "A parameter of the OpenAI-compatible routes is out of range (`temperature`, `stream`).";
     TranslationNotSupported = "translation_not_supported", Some(400), "`POST /v1/audio/translations`: Parakeet transcribes; it does not translate.";
     InvalidIdempotencyKey = "invalid_idempotency_key", Some(400), "`Idempotency-Key` is not 1 to 255 visible ASCII characters.";
+    IdempotencyKeyReused = "idempotency_key_reused", Some(422), "The `Idempotency-Key` was used before for a request with other `speaker_labels` or `redact_pii` settings: use a new key for a new request.";
     KeyRequired = "key_required", Some(400), "Only a key, not a token, can be exchanged for a token.";
     // Who is calling.
     Unauthorized = "unauthorized", Some(401), "No key or token, or one that is not valid, expired or revoked (with `WWW-Authenticate`).";

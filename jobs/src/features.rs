@@ -106,7 +106,7 @@ pub const NAMES: &str =
     "speaker_labels, speakers_expected, redact_pii, redact_pii_policies, redact_pii_sub";
 
 fn boolean(name: &str, value: &str) -> Result<bool, String> {
-    match value {
+    match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         _ => Err(format!("{name} must be true or false")),

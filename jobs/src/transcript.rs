@@ -154,9 +154,7 @@ impl Transcript {
     /// one speaker each when words have speakers.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Json => {
-                serde_json::to_string(&self.bounded()).expect("a transcript serialises")
-            }
+            Format::Json => serde_json::to_string(&self.served()).expect("a transcript serialises"),
             Format::Text => format!("{}\n", self.text),
             Format::Srt => {
                 let cues = self.cues();
@@ -170,9 +168,10 @@ impl Transcript {
         }
     }
 
-    /// The transcript as served: no segment longer than [`SEGMENT_MAX_SECS`] or with two
-    /// speakers, and the utterances when words have speakers.
-    fn bounded(&self) -> Transcript {
+    /// The transcript as served (the JSON rendering, and what batch results and the OpenAI
+    /// route show): no segment longer than [`SEGMENT_MAX_SECS`] or with two speakers, and the
+    /// utterances when words have speakers.
+    pub fn served(&self) -> Transcript {
         let segments = self.segment_words().into_iter().map(segment).collect();
         let has_speakers = self.words.iter().any(|w| w.speaker.is_some());
         let utterances = has_speakers.then(|| by_speaker(&self.words).map(utterance).collect());

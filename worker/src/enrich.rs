@@ -7,7 +7,7 @@ use warble_jobs::features::Features;
 use warble_jobs::redact::{self, Options as RedactOptions};
 use warble_jobs::speakers::{self, Turn};
 use warble_jobs::transcript::Transcript;
-use warble_parakeet::sortformer::{PostProcessing, Sortformer, SpeakerSegment};
+use warble_parakeet::sortformer::{MAX_OFFLINE_SECS, PostProcessing, Sortformer, SpeakerSegment};
 use warble_parakeet::{LoadOptions, parse_device};
 
 /// The diarization model a worker may load for `speaker_labels`.
@@ -67,9 +67,44 @@ pub enum EnrichError {
          (for example nvidia/diar_streaming_sortformer_4spk-v2.1)"
     )]
     NoDiarizer,
+    /// Audio longer than the offline model takes.
+    #[error(
+        "{0:.0} s of audio is more than the worker's offline diarization model takes ({max:.0} s); \
+         a streaming model (nvidia/diar_streaming_sortformer_4spk-v2.1) takes any length",
+        max = MAX_OFFLINE_SECS
+    )]
+    TooLong(f64),
     /// The model failed.
     #[error("diarization failed: {0}")]
     Diarization(#[from] warble_parakeet::Error),
+}
+
+/// Whether `features` can be applied to `duration` seconds of audio here: checked before
+/// transcribing, so that a job this worker cannot finish fails at once, not after the work.
+pub fn check(
+    diarizer: Option<&Diarizer>,
+    features: &Features,
+    duration: f64,
+) -> Result<(), EnrichError> {
+    if !features.speaker_labels {
+        return Ok(());
+    }
+    let diarizer = diarizer.ok_or(EnrichError::NoDiarizer)?;
+    if !diarizer.model.is_streaming() && duration > MAX_OFFLINE_SECS {
+        return Err(EnrichError::TooLong(duration));
+    }
+    Ok(())
+}
+
+impl Diarizer {
+    /// What the worker's start-up log says of it.
+    pub fn describe(&self) -> &'static str {
+        if self.model.is_streaming() {
+            "streaming"
+        } else {
+            "offline"
+        }
+    }
 }
 
 /// Applies `features` to `transcript` of `samples` (16 kHz mono): speakers first, so that

@@ -213,7 +213,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         metrics,
     });
     let heartbeat = tokio::spawn(beat(ctx.clone(), args.platform.queue.heartbeat()));
+    let diarization = ctx.diarizer.as_ref().map_or("none", |d| d.describe());
     tracing::info!(worker = %worker_id, device = %args.model.device, model = %args.model.model,
+        diarization, diarization_model = args.diarization.diarization_model.as_deref().unwrap_or(""),
         database = db.kind(), concurrency, max_batch_seconds = limits.max_batch_secs,
         max_batch_wait_ms = limits.max_wait.as_millis() as u64, "worker ready");
 
@@ -502,6 +504,8 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         tracing::info!(job = %id, "job canceled or taken over; stopping");
         return Ok(());
     }
+    enrich::check(ctx.diarizer.as_deref(), &stored.job.features, duration)
+        .map_err(enrich_failure)?;
     let options = TranscribeOptions {
         decoder,
         chunking: ctx.chunking,
@@ -569,10 +573,7 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
     })
     .await
     .map_err(|e| Failure::Transient(e.into()))?
-    .map_err(|e| match e {
-        EnrichError::NoDiarizer => permanent(ErrorCode::Unsupported, e.to_string()),
-        EnrichError::Diarization(_) => permanent(ErrorCode::TranscriptionFailed, e.to_string()),
-    })?;
+    .map_err(enrich_failure)?;
     let json = serde_json::to_string(&enriched).map_err(|e| Failure::Transient(e.into()))?;
     if settle(ctx, id, || job::succeed(&ctx.db, id, &ctx.worker_id, &json)).await? {
         let now = Utc::now();
@@ -589,6 +590,18 @@ async fn transcribe(ctx: &Ctx, stored: &job::StoredJob) -> Result<(), Failure> {
         tracing::info!(job = %id, "job canceled or taken over while running; result dropped");
     }
     Ok(())
+}
+
+/// How a job whose features cannot be applied fails: for good, `unsupported` when this worker
+/// cannot do what it asks.
+fn enrich_failure(err: EnrichError) -> Failure {
+    let code = match &err {
+        EnrichError::NoDiarizer
+        | EnrichError::TooLong(_)
+        | EnrichError::Diarization(EngineError::Unsupported(_)) => ErrorCode::Unsupported,
+        EnrichError::Diarization(_) => ErrorCode::TranscriptionFailed,
+    };
+    permanent(code, err.to_string())
 }
 
 /// The progress recorded once the audio is decoded; transcription takes it from there to 1.

@@ -35,18 +35,36 @@ const NEVER_FIRST: &[&str] = &[
 ];
 
 /// The entities of `policies` among `words`, in order, none overlapping.
+///
+/// An entity that begins or ends in digits takes the digits around it too: a number read
+/// inside a longer run of digits ("four one one one ... one", nine of which have the shape of
+/// a social security number) would otherwise leave the rest of the run, part of the same
+/// number, in the clear.
 pub(super) fn entities(words: &[Word], policies: &[Policy]) -> Vec<Entity> {
     let tokens = spoken::tokens(words);
-    let mut found = Vec::new();
+    let digits = |i: usize| {
+        let text = &tokens[i].text;
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+    };
+    let mut found: Vec<Entity> = Vec::new();
     let mut start = 0;
     while start < tokens.len() {
         match longest(&tokens[start..], policies) {
             Some((len, policy)) => {
+                let free = found.last().map_or(0, |e| e.words.end);
+                let mut first = start;
+                while first > free && digits(first) && digits(first - 1) {
+                    first -= 1;
+                }
+                let mut end = start + len;
+                while end < tokens.len() && digits(end - 1) && digits(end) {
+                    end += 1;
+                }
                 found.push(Entity {
-                    words: start..start + len,
+                    words: first..end,
                     policy,
                 });
-                start += len;
+                start = end;
             }
             None => start += 1,
         }

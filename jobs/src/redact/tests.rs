@@ -466,3 +466,14 @@ fn policies_parse_by_assemblyai_name() {
         "[US_SOCIAL_SECURITY_NUMBER]"
     );
 }
+
+/// From a new user's trial: nine of fifteen spoken ones read as a social security number and
+/// the other six stayed in the clear. An entity takes the run of digits it sits in.
+#[test]
+fn an_entity_inside_a_longer_run_of_digits_takes_the_whole_run() {
+    let ones = vec!["one"; 15].join(" ");
+    let all = redacted(&format!("four who {ones} want."));
+    assert_eq!(text(&all), "four who [US_SOCIAL_SECURITY_NUMBER] want.");
+    let written = redacted("ref 12 212 555 0134 99 ok");
+    assert_eq!(text(&written), "ref [PHONE_NUMBER] ok");
+}

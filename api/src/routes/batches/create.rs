@@ -29,6 +29,7 @@ use crate::routes::jobs::{
     bad_form, check_features, commit, discard, idempotency_key,
 };
 use crate::state::AppState;
+use warble_jobs::redact::{Policy, Substitution};
 
 /// Longest `custom_id`, in characters.
 const MAX_CUSTOM_ID: usize = 256;
@@ -48,6 +49,17 @@ pub struct BatchForm {
     /// For every file's job: where to POST its final event.
     #[schema(max_length = 2048)]
     callback_url: Option<String>,
+    /// `true`: label each word with its speaker (see `POST /v1/jobs`).
+    speaker_labels: Option<bool>,
+    /// With `speaker_labels`: the most speakers to label, 1 to 4.
+    #[schema(minimum = 1, maximum = 4)]
+    speakers_expected: Option<u8>,
+    /// `true`: redact personal information (see `POST /v1/jobs`).
+    redact_pii: Option<bool>,
+    /// With `redact_pii`: which kinds (a list in JSON, comma-separated in a form); default all.
+    redact_pii_policies: Option<Vec<Policy>>,
+    /// With `redact_pii`: `entity_name` (default) or `hash`.
+    redact_pii_sub: Option<Substitution>,
 }
 
 /// One line of a JSON Lines batch (for the spec).
@@ -68,6 +80,17 @@ pub struct BatchLine {
     metadata: Option<Value>,
     /// Where to POST the job's final event.
     callback_url: Option<String>,
+    /// `true`: label each word with its speaker (see `POST /v1/jobs`).
+    speaker_labels: Option<bool>,
+    /// With `speaker_labels`: the most speakers to label, 1 to 4.
+    #[schema(minimum = 1, maximum = 4)]
+    speakers_expected: Option<u8>,
+    /// `true`: redact personal information (see `POST /v1/jobs`).
+    redact_pii: Option<bool>,
+    /// With `redact_pii`: which kinds (a list in JSON, comma-separated in a form); default all.
+    redact_pii_policies: Option<Vec<Policy>>,
+    /// With `redact_pii`: `entity_name` (default) or `hash`.
+    redact_pii_sub: Option<Substitution>,
 }
 
 /// Create a batch.

@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 use warble_audio::sniff;
 use warble_jobs::filename;
 
-use super::form::{Intake, JobOptions, check_features};
+use super::form::{Intake, JobOptions, check_features, invalid_option};
 use crate::destination;
 use crate::error::{ApiError, ErrorCode};
 use crate::upload::{Incoming, UploadLimit};
+use serde_json::Value;
 use warble_jobs::features::Features;
 use warble_jobs::redact::{Policy, Substitution};
 
@@ -42,16 +43,20 @@ pub struct UrlSubmission {
     #[schema(max_length = 2048)]
     pub callback_url: Option<String>,
     /// Label each word with its speaker (see the multipart form).
-    pub speaker_labels: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    pub speaker_labels: Option<Value>,
     /// With `speaker_labels`: the most speakers to label, 1 to 4.
-    #[schema(minimum = 1, maximum = 4)]
-    pub speakers_expected: Option<u8>,
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
+    pub speakers_expected: Option<Value>,
     /// Replace personal information in the transcript (docs/redaction.md).
-    pub redact_pii: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    pub redact_pii: Option<Value>,
     /// With `redact_pii`: which kinds; absent or empty for all.
-    pub redact_pii_policies: Option<Vec<Policy>>,
+    #[schema(value_type = Option<Vec<Policy>>)]
+    pub redact_pii_policies: Option<Value>,
     /// With `redact_pii`: `entity_name` (default) or `hash`.
-    pub redact_pii_sub: Option<Substitution>,
+    #[schema(value_type = Option<Substitution>)]
+    pub redact_pii_sub: Option<Value>,
 }
 
 impl UrlSubmission {
@@ -67,15 +72,55 @@ impl UrlSubmission {
         if let Some(metadata) = self.metadata.take() {
             options.set_metadata(metadata)?;
         }
-        options.features = Features {
-            speaker_labels: self.speaker_labels.unwrap_or(false),
-            speakers_expected: self.speakers_expected,
-            redact_pii: self.redact_pii.unwrap_or(false),
-            redact_pii_policies: self.redact_pii_policies.take().unwrap_or_default(),
-            redact_pii_sub: self.redact_pii_sub,
-        };
-        check_features(&options.features)?;
+        options.features = self.features()?;
         Ok(options)
+    }
+
+    /// The speaker-label and redaction settings, checked. Read as JSON values and set through
+    /// the form's parser, so that a bad value gets the form's `invalid_option` and wording,
+    /// not a deserialiser's.
+    pub fn features(&mut self) -> Result<Features, ApiError> {
+        let mut features = Features::default();
+        for (name, value) in [
+            ("speaker_labels", self.speaker_labels.take()),
+            ("speakers_expected", self.speakers_expected.take()),
+            ("redact_pii", self.redact_pii.take()),
+            ("redact_pii_policies", self.redact_pii_policies.take()),
+            ("redact_pii_sub", self.redact_pii_sub.take()),
+        ] {
+            if let Some(value) = value.filter(|v| !v.is_null()) {
+                let text = feature_text(&value).ok_or_else(|| {
+                    invalid_option(format!(
+                        "{name} must be {}",
+                        match name {
+                            "redact_pii_policies" => "a list of policy names",
+                            "speakers_expected" => "a whole number from 1 to 4",
+                            "redact_pii_sub" => "entity_name or hash",
+                            _ => "true or false",
+                        }
+                    ))
+                })?;
+                features.set(name, &text).map_err(invalid_option)?;
+            }
+        }
+        check_features(&features)?;
+        Ok(features)
+    }
+}
+
+/// A JSON option value in the text form the multipart form takes: strings as they are,
+/// booleans and numbers written out, a list of strings joined by commas; `None` for anything
+/// else.
+fn feature_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(|names| names.join(",")),
+        _ => None,
     }
 }
 

@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use ulid::Ulid;
 use utoipa::ToSchema;
 use warble_jobs::batch;
+use warble_jobs::features::Features;
 use warble_jobs::job::{self, Inserted, Job, NewJob};
 use warble_jobs::quota;
 
@@ -130,11 +131,12 @@ pub async fn submit(
                     ),
                 )
             })?;
+        let mut submission: UrlSubmission = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
         if let Some(existing) = existing {
+            same_features(&existing.job, &submission.features()?)?;
             return Ok(accepted(&existing.job, true));
         }
-        let submission: UrlSubmission = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
         let (job, replayed) =
             from_url(&state, &caller, &headers, submission, idempotency_key, None).await?;
         return Ok(accepted(&job, replayed));
@@ -145,7 +147,8 @@ pub async fn submit(
     if let Some(existing) = existing {
         // Read the repeated upload to its end before answering: a client still sending it
         // would otherwise see the connection reset instead of the replayed job.
-        discard(&mut multipart, state.max_upload_bytes).await;
+        let features = discard(&mut multipart, state.max_upload_bytes).await;
+        same_features(&existing.job, &features)?;
         return Ok(accepted(&existing.job, true));
     }
     let (job, replayed, _) =
@@ -399,16 +402,47 @@ pub(crate) fn idempotency_key(
 }
 
 /// Reads and drops the rest of a form, up to about `limit` bytes.
-pub(crate) async fn discard(multipart: &mut Multipart, limit: u64) {
+///
+/// Returns the speaker-label and redaction settings among the fields read, which a replay must
+/// repeat.
+pub(crate) async fn discard(multipart: &mut Multipart, limit: u64) -> Features {
     let mut read = 0u64;
+    let mut features = Features::default();
     while let Ok(Some(mut field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let mut value = Vec::new();
         while let Ok(Some(chunk)) = field.chunk().await {
             read += chunk.len() as u64;
             if read > limit {
-                return;
+                return features;
+            }
+            if name != "file" && value.len() < 1024 {
+                value.extend_from_slice(&chunk);
             }
         }
+        // A bad value counts as a different request: it differs from what was recorded.
+        if let Ok(value) = String::from_utf8(value)
+            && !value.trim().is_empty()
+            && features.set(&name, &value).is_err()
+        {
+            features.speakers_expected = Some(0);
+        }
     }
+    features
+}
+
+/// Refuses a replay (the same `Idempotency-Key`) that asks for other speaker labels or
+/// redaction than the job it names: answering with that job would hand out, say, an
+/// unredacted transcript to a request that asked for redaction.
+fn same_features(existing: &Job, features: &Features) -> Result<(), ApiError> {
+    if existing.features == *features {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was used for a request with other speaker_labels or redact_pii \
+         settings; use a new key for a new request",
+    ))
 }
 
 /// 202 with the job, its `Location`, and whether it is a replay of an earlier request.

@@ -91,8 +91,7 @@ fn verbose(transcript: &Transcript, granularities: Granularities, language: &str
         "usage": usage(transcript),
     });
     if granularities.segments || !granularities.words {
-        let served: Transcript = serde_json::from_str(&transcript.render(Format::Json))
-            .expect("a rendered transcript parses");
+        let served = transcript.served();
         let segments: Vec<Value> = served
             .segments
             .iter()

@@ -70,9 +70,15 @@ pub struct TranscriptionForm {
     /// carry a `speaker` ("A", "B", ...), SRT and VTT name it.
     speaker_labels: Option<bool>,
     /// warble's extension: with `speaker_labels`, the most speakers to label (1 to 4).
+    #[schema(minimum = 1, maximum = 4)]
     speakers_expected: Option<u8>,
     /// warble's extension: redact personal information (see `POST /v1/jobs`).
     redact_pii: Option<bool>,
+    /// warble's extension: with `redact_pii`, comma-separated kinds (default all).
+    redact_pii_policies: Option<String>,
+    /// warble's extension: with `redact_pii`, `entity_name` (default) or `hash`.
+    #[schema(pattern = "^(entity_name|hash)?$")]
+    redact_pii_sub: Option<String>,
 }
 
 /// The request's parameters besides its file.
@@ -269,6 +275,7 @@ fn stream(state: AppState, job: Job) -> Response {
 /// The deltas (a segment each, separated by spaces) and the done event.
 fn text_events(transcript: &Transcript) -> Vec<Event> {
     let mut events: Vec<Event> = transcript
+        .served()
         .segments
         .iter()
         .enumerate()
