@@ -34,11 +34,13 @@ pub mod sortformer;
 pub mod timestamps;
 pub mod tokenizer;
 mod transcript;
+mod weights;
 
 pub use checkpoint::DEFAULT_MODEL;
 pub use chunk::Chunking;
 pub use decoder::DecoderKind;
 pub use device::{check_dtype, parse_device, parse_dtype};
 pub use error::{Error, Result};
-pub use model::{DEFAULT_BATCH_SECS, LoadOptions, Parakeet, TranscribeOptions};
+pub use model::{DEFAULT_BATCH_SECS, LoadOptions, Parakeet, TranscribeOptions, WARM_UP_SECS};
+pub use nn::Quantization;
 pub use transcript::{TimedSegment, TimedToken, TimedWord, Transcript};

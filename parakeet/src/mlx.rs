@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::ModelConfig;
@@ -34,7 +34,10 @@ pub fn read(weights: &Path) -> Result<Checkpoint> {
     }
     let config: ModelConfig =
         serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
-    let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?
+    // Read in place, each tensor into its own buffer: no copy of the whole file in memory.
+    let file = std::fs::File::open(weights).map_err(|e| fail(e.to_string()))?;
+    let layout = crate::weights::safetensors_layout(weights, &file)?;
+    let tensors = crate::weights::read_tensors(weights, &file, layout)?
         .into_iter()
         .map(|(name, tensor)| to_nemo(name, tensor))
         .collect::<Result<Vec<_>>>()?
@@ -45,6 +48,7 @@ pub fn read(weights: &Path) -> Result<Checkpoint> {
         config,
         tensors,
         weights_file: weights.to_path_buf(),
+        stored: None,
     })
 }
 

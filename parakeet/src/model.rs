@@ -12,6 +12,7 @@ use crate::decoder::{CtcHead, DecoderKind, Emission, Transducer};
 use crate::encoder::{AttentionWindow, ConformerEncoder};
 use crate::error::{Error, Result};
 use crate::mel::{MelConfig, MelFrontend};
+use crate::nn::Quantization;
 use crate::timestamps;
 use crate::tokenizer::Tokenizer;
 use crate::transcript::Transcript;
@@ -23,6 +24,12 @@ pub struct LoadOptions {
     pub device: Device,
     /// Refuse the model file unless its SHA-256 is this (hex).
     pub sha256: Option<String>,
+    /// Where a verified [`Self::sha256`] is remembered, so that an unchanged model file is
+    /// hashed once rather than at every load; `None` hashes it every time. The default is the
+    /// user's cache directory (`$XDG_CACHE_HOME/warble`, else `$HOME/.cache/warble`), where the
+    /// file `verified-checksums.json` is written. Nothing is written without a pinned checksum.
+    /// See [`checkpoint::ChecksumCache`] for what is recorded and why trusting it is sound.
+    pub checksum_cache: Option<checkpoint::ChecksumCache>,
     /// What the encoder's weights and activations are held in: [`DType::F32`] (the default,
     /// token-identical to NeMo), or [`DType::F16`] / [`DType::BF16`], which halve the encoder's
     /// memory and run on the tensor cores of CUDA GPUs and on Metal. Only the encoder changes:
@@ -38,6 +45,12 @@ pub struct LoadOptions {
     /// Any other dtype is refused ([`Error::Dtype`]); see [`crate::check_dtype`] and
     /// [`crate::parse_dtype`].
     pub dtype: DType,
+    /// Quantized weights for the encoder's dense layers, CPU only (with [`DType::F32`]):
+    /// [`Quantization::Int8`] holds them as 8-bit blocks and runs the products on integer dot
+    /// products, about twice as fast as f32 on a CPU with AVX512-VNNI and a quarter of the
+    /// weight memory, at the accuracy measured in `docs/precision.md`. `None` (the default)
+    /// keeps float weights, token-identical to NeMo.
+    pub quantization: Option<Quantization>,
 }
 
 impl Default for LoadOptions {
@@ -45,7 +58,9 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             sha256: None,
+            checksum_cache: checkpoint::ChecksumCache::user_default(),
             dtype: DType::F32,
+            quantization: None,
         }
     }
 }
@@ -100,17 +115,47 @@ pub struct Parakeet {
 
 impl Parakeet {
     /// Loads `model` (a path or a Hugging Face repository id, see [`checkpoint::resolve`]).
+    ///
+    /// The weights are read in place from the `.nemo` archive (as each layer takes them) or
+    /// the safetensors file, each tensor straight into its own buffer
+    /// ([`checkpoint::open_with`]): nothing is unpacked or written, and memory holds the
+    /// weights once. Logs each stage's time at debug level.
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self> {
         crate::device::check_dtype(options.dtype, &options.device)?;
+        let started = std::time::Instant::now();
         let path = checkpoint::resolve(model)?;
-        let checkpoint = checkpoint::read(&path, options.sha256.as_deref())?;
-        Self::from_checkpoint(checkpoint, &options.device, options.dtype)
+        let checkpoint = checkpoint::open_with(
+            &path,
+            options.sha256.as_deref(),
+            options.checksum_cache.as_ref(),
+        )?;
+        let read_ms = started.elapsed().as_millis() as u64;
+        let built = Self::from_checkpoint(checkpoint, options)?;
+        tracing::debug!(
+            model,
+            read_ms,
+            build_ms = started.elapsed().as_millis() as u64 - read_ms,
+            "model loaded"
+        );
+        Ok(built)
     }
 
-    /// Builds the model from a checkpoint already in memory, on `device`, with the encoder in
-    /// `dtype` (see [`LoadOptions::dtype`]; everything else is f32).
-    pub fn from_checkpoint(checkpoint: Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+    /// Builds the model from a checkpoint already in memory, on `options.device`, with the
+    /// encoder in `options.dtype` and `options.quantization` (see [`LoadOptions`]; everything
+    /// else is f32). `options.sha256` is for reading the checkpoint and is not looked at here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Dtype`] for a dtype the device cannot run; [`Error::Unsupported`] for
+    /// quantization off the CPU or with a reduced dtype.
+    pub fn from_checkpoint(checkpoint: Checkpoint, options: &LoadOptions) -> Result<Self> {
+        let (device, dtype) = (&options.device, options.dtype);
         crate::device::check_dtype(dtype, device)?;
+        if options.quantization.is_some() && (!device.is_cpu() || dtype != DType::F32) {
+            return Err(Error::Unsupported(
+                "int8 quantization runs on the CPU with dtype f32 only".into(),
+            ));
+        }
         let (config, vb) = checkpoint.into_var_builder(device);
         // NeMo's `transcribe()` forces `pad_to = 0` whatever the config says; padding only adds
         // masked frames, so dropping it changes no result and saves work.
@@ -125,7 +170,11 @@ impl Parakeet {
                 mel.n_mels()
             )));
         }
-        let encoder = ConformerEncoder::load(&config.encoder, vb.pp("encoder").set_dtype(dtype))?;
+        let encoder = ConformerEncoder::load(
+            &config.encoder,
+            options.quantization,
+            vb.pp("encoder").set_dtype(dtype),
+        )?;
         let tokenizer = Tokenizer::new(vocabulary(&config)?);
         let (transducer, ctc) = load_heads(&config, tokenizer.len(), &vb)?;
         let sample_rate = config.preprocessor.sample_rate;
@@ -141,6 +190,45 @@ impl Parakeet {
             sample_rate,
             frame_secs,
         })
+    }
+
+    /// Seconds of audio [`Self::warm_up`] runs under `options`: [`WARM_UP_SECS`], or one
+    /// chunk when chunks are shorter.
+    pub fn warm_up_secs(options: &TranscribeOptions) -> f64 {
+        options
+            .chunking
+            .map_or(WARM_UP_SECS, |c| c.secs.min(WARM_UP_SECS))
+    }
+
+    /// `secs` seconds of synthetic audio for warming up: quiet deterministic noise, so that
+    /// every stage, the decoder's search included, does real work.
+    pub fn warm_up_audio(&self, secs: f64) -> Vec<f32> {
+        let samples = (secs.max(0.0) * self.sample_rate as f64) as usize;
+        let mut state = 0x2545_f491_u32;
+        (0..samples)
+            .map(|_| {
+                // xorshift32: cheap, the same every time.
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32 - 0.5) * 0.02
+            })
+            .collect()
+    }
+
+    /// Transcribes [`Self::warm_up_secs`] of [`Self::warm_up_audio`] once and throws the
+    /// result away.
+    ///
+    /// A fresh process pays on its first transcription for what later ones find ready: the
+    /// rayon and gemm thread pools, the allocator's arenas grown to the size of a chunk's
+    /// activations (with [`crate::memory::retain_freed_memory`] they are kept from then on),
+    /// the weights' pages faulted in, and on a GPU the kernels loaded. A service calls this
+    /// once before it takes work, through the path its work takes (the allocator's arenas are
+    /// per thread): the worker sends [`Self::warm_up_audio`] through its
+    /// [`crate::service::ModelService`].
+    pub fn warm_up(&self, options: &TranscribeOptions) -> Result<()> {
+        self.transcribe(&self.warm_up_audio(Self::warm_up_secs(options)), options)
+            .map(drop)
     }
 
     /// The decoders this model has, main one first.
@@ -455,6 +543,14 @@ impl Parakeet {
         )
     }
 }
+
+/// Seconds of audio [`Parakeet::warm_up`] transcribes by default. Ten seconds pass through
+/// every layer, so the thread pools start, the weights' pages are faulted in and int8 weights
+/// are repacked for the integer kernels, which is what a first file pays for; a whole chunk
+/// (120 s) would also grow the allocator to a chunk's activations, but measured on the 0.6B
+/// model that saved nothing on a CPU (`docs/benchmarks.md`) and took 30 s of a 2-core worker's
+/// start.
+pub const WARM_UP_SECS: f64 = 10.0;
 
 /// Padded audio per encoder pass in [`Parakeet::transcribe_batch`], seconds: four two-minute
 /// chunks, or a few dozen short files, in the memory of a few hundred MB on a CPU.

@@ -179,6 +179,20 @@ fn a_pinned_checksum_is_verified_before_loading() {
 }
 
 #[test]
+fn int8_is_refused_with_a_reduced_dtype() {
+    let path = common::fixture("models/tdt.nemo");
+    let options = LoadOptions {
+        dtype: candle_core::DType::F16,
+        quantization: Some(warble_parakeet::Quantization::Int8),
+        ..LoadOptions::default()
+    };
+    match Parakeet::load(path.to_str().unwrap(), &options) {
+        Err(Error::Unsupported(what)) => assert!(what.contains("int8"), "{what}"),
+        other => panic!("expected unsupported, got {other:?}"),
+    }
+}
+
+#[test]
 fn missing_and_malformed_models_fail_with_a_clear_error() {
     let err = Parakeet::load("/nonexistent/model.nemo", &LoadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("no such file"), "{err}");

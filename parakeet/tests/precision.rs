@@ -19,9 +19,40 @@ use std::time::{Duration, Instant};
 
 use candle_core::DType;
 use warble_parakeet::encoder::AttentionWindow;
-use warble_parakeet::{DecoderKind, LoadOptions, Parakeet};
+use warble_parakeet::{DecoderKind, LoadOptions, Parakeet, Quantization};
 
-const REDUCED: [DType; 2] = [DType::F16, DType::BF16];
+/// What the encoder runs in: a float dtype, or f32 with int8 weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Float(DType),
+    Int8,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Float(dtype) => dtype.as_str(),
+            Self::Int8 => "int8",
+        }
+    }
+
+    fn options(self) -> LoadOptions {
+        match self {
+            Self::Float(dtype) => LoadOptions {
+                dtype,
+                ..LoadOptions::default()
+            },
+            Self::Int8 => LoadOptions {
+                quantization: Some(Quantization::Int8),
+                ..LoadOptions::default()
+            },
+        }
+    }
+}
+
+const F16: Mode = Mode::Float(DType::F16);
+const BF16: Mode = Mode::Float(DType::BF16);
+const REDUCED: [Mode; 3] = [F16, BF16, Mode::Int8];
 
 /// Upper bound on the word error rate against f32, per model and head over all recordings.
 /// Measured worst cases (`docs/precision.md`): f16 2.1%, bf16 20.4% (the hybrid's TDT head,
@@ -29,15 +60,18 @@ const REDUCED: [DType; 2] = [DType::F16, DType::BF16];
 /// for other CPUs' kernels (sums are blocked differently with other SIMD widths) and still fail
 /// if reduced precision breaks something (a NaN, an overflow, a mask that stops masking), which
 /// changes nearly every word of every recording.
-const MAX_WER: [(DType, f64); 2] = [(DType::F16, 0.05), (DType::BF16, 0.40)];
+/// int8 measured 3.7% (the hybrid's TDT head); its bound leaves about twice that for CPUs
+/// without AVX512-VNNI, where candle takes another integer kernel.
+const MAX_WER: [(Mode, f64); 3] = [(F16, 0.05), (BF16, 0.40), (Mode::Int8, 0.08)];
 
 /// Upper bound on the relative error of the encoder output (Frobenius norm, worst recording).
 /// f16 has 11 significant bits (relative rounding 5e-4), bf16 8 (4e-3); through the fixture
 /// models' layers the measured error grows to 5.2e-3 (f16) and 6.5e-2 (bf16), ten times the
 /// rounding. The bounds leave about 3x on top.
-const MAX_ENCODER_ERROR: [(DType, f64); 2] = [(DType::F16, 0.02), (DType::BF16, 0.2)];
+/// int8 (8-bit weights and activations, one scale per block of 32 and of 256) measured 1.2e-2.
+const MAX_ENCODER_ERROR: [(Mode, f64); 3] = [(F16, 0.02), (BF16, 0.2), (Mode::Int8, 0.06)];
 
-fn bound(bounds: &[(DType, f64)], dtype: DType) -> f64 {
+fn bound(bounds: &[(Mode, f64)], dtype: Mode) -> f64 {
     bounds.iter().find(|(d, _)| *d == dtype).unwrap().1
 }
 
@@ -117,7 +151,7 @@ fn edits<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 /// One transcript: token ids and words.
 type Transcript = (Vec<u32>, Vec<String>);
 
-/// One model's transcripts and encoder output in one dtype.
+/// One model's transcripts and encoder output in one mode.
 struct Run {
     /// Per head, per recording: token ids and words.
     heads: Vec<(DecoderKind, Vec<Transcript>)>,
@@ -129,13 +163,10 @@ struct Run {
 /// Loads the model with the encoder in `dtype` and runs every recording through the encoder
 /// once and through each head: the same encoder pass and greedy decoding `transcribe` does,
 /// without running the encoder again for every head.
-fn run(path: &Path, dtype: DType, recordings: &[(String, Vec<f32>)]) -> Run {
-    let options = LoadOptions {
-        dtype,
-        ..LoadOptions::default()
-    };
+fn run(path: &Path, mode: Mode, recordings: &[(String, Vec<f32>)]) -> Run {
+    let options = mode.options();
     let model = Parakeet::load(path.to_str().unwrap(), &options).unwrap();
-    assert_eq!(model.dtype(), dtype);
+    assert_eq!(model.dtype(), options.dtype);
     let kinds = model.decoders();
     let mut heads: Vec<(DecoderKind, Vec<Transcript>)> =
         kinds.iter().map(|&k| (k, Vec::new())).collect();
@@ -169,7 +200,9 @@ fn run(path: &Path, dtype: DType, recordings: &[(String, Vec<f32>)]) -> Run {
 /// [`REDUCED`] in order. The runs share the cores a thread each: most of the reduced
 /// precisions' time on the CPU goes to element-wise work that candle does on one thread.
 fn run_all(models: &[(String, PathBuf)], recordings: &[(String, Vec<f32>)]) -> Vec<Vec<Run>> {
-    let dtypes: Vec<DType> = std::iter::once(DType::F32).chain(REDUCED).collect();
+    let dtypes: Vec<Mode> = std::iter::once(Mode::Float(DType::F32))
+        .chain(REDUCED)
+        .collect();
     let jobs: Vec<(usize, usize)> = (0..models.len())
         .flat_map(|m| (0..dtypes.len()).map(move |d| (m, d)))
         .collect();
@@ -201,7 +234,7 @@ fn run_all(models: &[(String, PathBuf)], recordings: &[(String, Vec<f32>)]) -> V
 struct Row {
     model: String,
     head: DecoderKind,
-    dtype: DType,
+    dtype: Mode,
     identical: usize,
     recordings: usize,
     token_edits: usize,
@@ -225,12 +258,12 @@ impl Row {
 }
 
 #[test]
-fn the_encoder_in_f16_and_bf16_stays_close_to_f32() {
+fn the_encoder_in_f16_bf16_and_int8_stays_close_to_f32() {
     let recordings = recordings();
     let models = models();
     let runs = run_all(&models, &recordings);
     let mut rows = Vec::new();
-    let mut times = [Duration::ZERO; 3];
+    let mut times = [Duration::ZERO; 4];
     for ((name, _), mut runs) in models.iter().zip(runs) {
         let reference = runs.remove(0);
         times[0] += reference.encoder_time;
@@ -314,7 +347,7 @@ fn the_encoder_in_f16_and_bf16_stays_close_to_f32() {
     }
 }
 
-fn render(rows: &[Row], times: &[Duration; 3]) -> String {
+fn render(rows: &[Row], times: &[Duration; 4]) -> String {
     let mut out = String::new();
     let recordings = rows.first().map_or(0, |r| r.recordings);
     writeln!(
@@ -365,7 +398,7 @@ fn render(rows: &[Row], times: &[Duration; 3]) -> String {
     writeln!(
         out,
         "- Together: {identical}/{total} transcripts identical ({recordings} recordings x heads x \
-         models x 2 dtypes)."
+         models x 3 modes)."
     )
     .unwrap();
     let differing: Vec<String> = rows
@@ -391,11 +424,12 @@ fn render(rows: &[Row], times: &[Duration; 3]) -> String {
     writeln!(
         out,
         "\nEncoder time on this CPU ({} threads, runs sharing them a thread each), all models \
-         and recordings: f32 {:.1} s, f16 {:.1} s, bf16 {:.1} s.",
+         and recordings: f32 {:.1} s, f16 {:.1} s, bf16 {:.1} s, int8 {:.1} s.",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         times[0].as_secs_f64(),
         times[1].as_secs_f64(),
         times[2].as_secs_f64(),
+        times[3].as_secs_f64(),
     )
     .unwrap();
     out
@@ -403,7 +437,7 @@ fn render(rows: &[Row], times: &[Duration; 3]) -> String {
 
 fn document(table: &str) -> String {
     format!(
-        "# Encoder precision: f16 and bf16 against f32\n\
+        "# Encoder precision: f16, bf16 and int8 against f32\n\
          \n\
          Generated by `parakeet/tests/precision.rs`; regenerate with\n\
          \n\
@@ -421,7 +455,9 @@ fn document(table: &str) -> String {
 
 const INTRO: &str = "\
 `--dtype` (`WARBLE_DTYPE`, `LoadOptions::dtype`; `f32`, `f16` or `bf16`) chooses what the encoder's weights and \
-activations are held in. Only the encoder changes: the mel frontend, the CTC head and the \
+activations are held in; `--quantization int8` (`WARBLE_QUANTIZATION`, \
+`LoadOptions::quantization`; CPU, with f32) holds the weights of its dense layers as 8-bit \
+integers instead. Only the encoder changes: the mel frontend, the CTC head and the \
 transducer (prediction network and joint) run in f32, and the encoder's output is cast back to \
 f32 before they see it.
 
@@ -429,7 +465,7 @@ Every fixture model (`parakeet/tests/fixtures/models`: CTC, RNNT, TDT, hybrid TD
 the hybrid again as an MLX conversion) transcribes every fixture recording \
 (`parakeet/tests/fixtures/audio`: synthetic speech, the ALSA test tones, `alsa_noise.wav`, the \
 format variants, and the minute-long recording made from them) with every decoder head, once \
-per dtype, on the CPU. The reduced dtypes are compared with f32: how many transcripts keep \
+per mode, on the CPU. The reduced modes are compared with f32: how many transcripts keep \
 exactly the same tokens, the token edit rate and the word error rate against the f32 \
 transcript (Levenshtein distance over the f32 length), and the relative error (Frobenius \
 norm) of the encoder output on the worst recording.
@@ -443,21 +479,34 @@ model would lose.
 const CONCLUSION: &str = "
 ## Default
 
-The default stays **f32** (`--dtype f32`, `LoadOptions::default()`), on every device. When this \
-was measured neither reduced type kept the tokens of every transcript: f16 changed 4 of 77 \
-(all four on the minute-long recording, WER against f32 0.9% over everything, 2.1% at worst \
-per model and head), bf16 changed 13 (10.9% overall, 20.4% for the hybrid's TDT head, 91% on \
-the noisy recording alone). f32 is token-identical to NeMo (the parity tests), and a default \
-that changes transcripts by the device they run on would make results depend on deployment.
+The default stays **f32** (`--dtype f32`, no `--quantization`, `LoadOptions::default()`), on \
+every device. When this was measured no reduced mode kept the tokens of every transcript: f16 \
+changed 4 of 77 (all four on the minute-long recording, WER against f32 1.1% over everything, \
+2.6% at worst per model and head), bf16 changed 15 (11.0% overall, 20.4% for the hybrid's TDT \
+head, 91% on the noisy recording alone), int8 changed 14 (1.9% overall, 3.7% at worst). f32 is \
+token-identical to NeMo (the parity tests), and a default that changes transcripts by the \
+device they run on would make results depend on deployment.
 
+- **int8** (`--quantization int8`, CPU only) is the one to choose on a CPU when throughput \
+matters more than identity with NeMo: the dense layers' weights are held as 8-bit integers in \
+blocks of 32 with one scale each, the activations are quantized per row on the fly, and the \
+products run on integer dot products (AVX512-VNNI), which made the whole encoder about 1.5x \
+faster than f32 (`docs/benchmarks.md`, engine table) with a quarter of the weight memory. Its \
+error sits between f16's and bf16's; the finer blocks keep it closer to f32 than the \
+per-channel int8 of ONNX Runtime's dynamic quantization. On a CPU without VNNI candle takes \
+an AVX2 kernel, with the same results and less of the gain.
 - **f16** is the one to choose on a CUDA or Metal GPU when memory or throughput matter more \
-than identity with NeMo: half the encoder's memory, tensor cores, and the closer of the two to \
-f32 (11 significant bits against bf16's 8; see the encoder error column). Its narrow range \
-(largest number 65504) is its risk: the attention mask uses NeMo's fill value of 10000 in f16 \
-and bf16 rather than f32's 1e30, which would be infinite in f16 and turn padded rows into NaN.
+than identity with NeMo: half the encoder's memory, tensor cores, and the closest of the \
+reduced modes to f32 (11 significant bits against bf16's 8; see the encoder error column). Its \
+narrow range (largest number 65504) is its risk: the attention mask uses NeMo's fill value of \
+10000 in f16 and bf16 rather than f32's 1e30, which would be infinite in f16 and turn padded \
+rows into NaN.
 - **bf16** keeps f32's range but loses three more bits; on these models it moves the \
 transcripts ten times as much as f16. Use it only for a model whose activations overflow f16.
-- On the **CPU** both are four to seven times slower than f32 (see the encoder times above: \
-candle widens bf16 matrix products to f32 and back, and the subsampling's fast CPU kernel is \
-f32 only); they are allowed there so that this measurement can run anywhere, not for speed.
+- On the **CPU** f16 and bf16 are several times slower than f32 (see the encoder times above): \
+candle has no CPU kernel that multiplies in them (it widens bf16 matrix products to f32 and \
+back), and the fused CPU kernels between the products are f32 only. A bf16 kernel on \
+AVX512-BF16 would halve the weights' memory traffic, but the products are bound by arithmetic, \
+not memory, at these sizes, and int8 doubles the arithmetic rate instead. They are allowed on \
+the CPU so that this measurement can run anywhere, not for speed.
 ";

@@ -9,6 +9,31 @@ Output (about 2.4 GB, never commit it): $BENCH_WORK/parakeet-tdt-0.6b-v2-random.
 (default BENCH_WORK=/work/bench-work), plus the tokenizer it trained under $BENCH_WORK/tokenizer-1024/.
 
 Usage: /work/venv/nemo/bin/python tools/bench/make_big_model.py [--out PATH] [--seed 0]
+           [--blank-bias B] [--duration-bias D] [--biased-duration N]
+
+Realistic decoding load (--blank-bias, --duration-bias, --biased-duration)
+--------------------------------------------------------------------------
+With purely random weights the TDT joint never picks blank and its duration head always picks
+duration 0, so greedy decoding emits max_symbols (10) tokens on every encoder frame: 7500 tokens for
+60 s of audio, where the real model emits a few hundred (the issue measured 188 on the 60 s file).
+That makes decoding an unrealistic worst case. After the random initialisation (same seed, so still
+deterministic) this script edits two entries of the joint's output bias, joint.joint_net[-1].bias
+(the final Linear(640 -> 1024 tokens + 1 blank + 5 durations)):
+  bias[1024]         += B  (the blank class; index = vocab size)
+  bias[1025 + N]     += D  (duration N frames, durations are [0, 1, 2, 3, 4])
+Measured on make_audio.sh's speech60.wav (751 encoder frames), NeMo greedy_batch, seed 0:
+  * the random encoder output hardly changes from frame to frame, so "blank minus best token" is
+    the same on every frame to within 0.15 (10%..90% of frames: -1.2015..-1.1877). A blank bias
+    is therefore a knife edge: with D = 10 on duration 1, B = 1.185 gives 691 tokens, 1.19 -> 537,
+    1.195 -> 88, 1.2 -> 4. A count that depends on the 4th decimal would differ between fp32
+    engines and certainly between fp32 and int8, so the default does not use it (B = 0).
+  * Default instead: B = 0 (a token wins every step, by ~1.19 logits) and D = 10 on duration
+    N = 4 (wins by ~10), so every decoder step emits one token and jumps 4 frames:
+    ceil(751 / 4) = 188 tokens for 60 s (1876 for 600 s), robust to numerics, int8 included.
+    Every step is one LSTM + joint step for an emitted token; unlike a real model there are no
+    blank-only steps (a real model's TDT durations skip most blank frames, so its step count is
+    of the same order).
+--blank-bias 0 --duration-bias 0 gives the old worst-case model (7500 tokens per 60 s).
 
 Where the config values come from
 ---------------------------------
@@ -164,10 +189,34 @@ def model_config(tok_dir: Path) -> dict:
     }
 
 
+BLANK_BIAS = 0.0       # see "Realistic decoding load" in the docstring
+DURATION_BIAS = 10.0
+BIASED_DURATION = 4
+
+
+def bias_joint(model, blank_bias: float, duration_bias: float, duration: int):
+    """Add blank_bias to the blank logit and duration_bias to one duration's logit (see docstring)."""
+    final = model.joint.joint_net[-1]
+    blank = model.joint.num_classes_with_blank - 1 - model.joint.num_extra_outputs  # == VOCAB_SIZE
+    dur = blank + 1 + DURATIONS.index(duration)
+    assert isinstance(final, torch.nn.Linear) and final.out_features == blank + 1 + len(DURATIONS), final
+    assert blank == VOCAB_SIZE
+    with torch.no_grad():
+        final.bias[blank] += blank_bias
+        final.bias[dur] += duration_bias
+    print(f"joint bias: blank (index {blank}) += {blank_bias}, duration {duration} (index {dur}) += {duration_bias}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=WORK / "parakeet-tdt-0.6b-v2-random.nemo")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--blank-bias", type=float, default=BLANK_BIAS,
+                    help=f"added to the joint's blank logit bias (default {BLANK_BIAS})")
+    ap.add_argument("--duration-bias", type=float, default=DURATION_BIAS,
+                    help=f"added to the joint's logit bias of duration --biased-duration (default {DURATION_BIAS})")
+    ap.add_argument("--biased-duration", type=int, default=BIASED_DURATION, choices=DURATIONS,
+                    help=f"the duration (frames) that --duration-bias favours (default {BIASED_DURATION})")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.manual_seed(args.seed)
@@ -187,6 +236,7 @@ def main():
           f"tokenizer vocab {model.tokenizer.vocab_size}, joint outputs {model.joint.num_classes_with_blank}"
           f" (incl. blank and {model.joint.num_extra_outputs} durations)")
     assert model.tokenizer.vocab_size == VOCAB_SIZE
+    bias_joint(model, args.blank_bias, args.duration_bias, args.biased_duration)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -25,10 +25,8 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
-import wave
 
 
 def parse_args():
@@ -45,7 +43,6 @@ args = parse_args()
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -55,69 +52,7 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def read_wav(path):
-    with wave.open(path, "rb") as w:
-        if w.getnchannels() != 1 or w.getsampwidth() != 2:
-            sys.exit(f"{path}: need mono 16-bit PCM, got {w.getnchannels()} ch, {8 * w.getsampwidth()} bit")
-        sr, n = w.getframerate(), w.getnframes()
-        pcm = np.frombuffer(w.readframes(n), dtype="<i2")
-    return (pcm.astype(np.float32) / 32768.0), sr
-
-
-TRAIN_PATTERN = r"^[^ ]*python[^ ]* (-[^ ]* )*[^ ]*train\.py"  # pgrep -f: the fixture trainers
-DISTURBED_SHARE = 0.05  # a run is "disturbed" if other processes used > 5% of one core meanwhile
-
-
-def _ancestors():
-    """This process and its parents (a cargo bench that runs this script is not a neighbour)."""
-    pids, pid = set(), os.getpid()
-    while pid > 1 and pid not in pids:
-        pids.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
-
-
-ANCESTORS = _ancestors()
-
-
-def busy_others(pattern=TRAIN_PATTERN):
-    """PIDs of other processes matching pattern (not this one or its parents)."""
-    try:
-        out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-        return [int(p) for p in out if int(p) not in ANCESTORS]
-    except OSError:
-        return None
-
-
-def busy_cpu_s():
-    """CPU seconds all processes have used so far (/proc/stat: everything but idle and iowait)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu_s():
-    t = os.times()
-    return t.user + t.system
-
-
-class Neighbours:
-    """CPU seconds used by OTHER processes while a timed run is in progress."""
-
-    def __init__(self):
-        self.busy0, self.self0, self.t0 = busy_cpu_s(), self_cpu_s(), time.perf_counter()
-
-    def stop(self):
-        others = (busy_cpu_s() - self.busy0) - (self_cpu_s() - self.self0)
-        return max(others, 0.0), time.perf_counter() - self.t0
-
-
-def stats(xs):
-    return {"median": float(np.median(xs)), "min": float(np.min(xs)), "runs": [round(x, 4) for x in xs]}
+from bench_common import DISTURBED_SHARE, Neighbours, busy_others, read_wav, stats  # noqa: E402
 
 
 def main():
@@ -165,8 +100,10 @@ def main():
     others_cpu = []  # CPU seconds used by other processes during each timed run
     times = {"mel": [], "encoder": [], "decode": [], "total": []}
     with torch.inference_mode():
+        first_file = None  # the first transcription of the process, what a user waits for after loading
         for i in range(args.warmup):
             t, tokens, text, shapes = run_once()
+            first_file = first_file or {k: round(v, 4) for k, v in t.items()}
             log(f"warm-up {i + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in t.items()))
         for i in range(args.runs):
             watch = Neighbours()
@@ -194,6 +131,7 @@ def main():
         "runs": args.runs,
         "warmup": args.warmup,
         "load_s": round(load_s, 3),
+        "first_file": first_file,
         "mel": stats(times["mel"]),
         "encoder": stats(times["encoder"]),
         "decode": stats(times["decode"]),

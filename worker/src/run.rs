@@ -56,6 +56,12 @@ pub struct Args {
     max_batch_wait_ms: Option<u64>,
     #[command(flatten)]
     chunks: ChunkArgs,
+    /// Seconds of synthetic audio transcribed once at start, before the worker registers and
+    /// takes jobs, so that the first job finds the thread pools started, the weights in memory
+    /// and int8 weights repacked instead of paying for them. Default: 10 (or one chunk, if
+    /// shorter); 0 skips it.
+    #[arg(long, env = "WARBLE_WARM_UP_SECONDS")]
+    warm_up_seconds: Option<f64>,
     #[command(flatten)]
     diarization: DiarizationArgs,
     /// Seconds a stopping worker (SIGTERM, Ctrl-C) waits for its jobs to finish; a job still
@@ -164,6 +170,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .unwrap_or(if model.device().is_cpu() { 4 } else { 128 })
         .max(1);
     let service = ModelService::start(model, limits);
+    let service = warm_up(service, args.chunks.chunking(), args.warm_up_seconds).await?;
     let host = hostname();
     let worker_id = format!(
         "{host}-{}-{}",
@@ -233,6 +240,39 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Transcribes synthetic audio once through the model service, the path jobs take, before the
+/// worker registers: the first job would otherwise pay for growing the allocator's arenas to a
+/// chunk's activations, starting the thread pools and faulting in the weights
+/// ([`warble_parakeet::Parakeet::warm_up`]). `secs` overrides the length (default: [`warble_parakeet::WARM_UP_SECS`]).
+async fn warm_up(
+    service: ModelService,
+    chunking: Option<Chunking>,
+    secs: Option<f64>,
+) -> anyhow::Result<ModelService> {
+    let options = TranscribeOptions {
+        chunking,
+        ..TranscribeOptions::default()
+    };
+    let secs = secs.unwrap_or_else(|| warble_parakeet::Parakeet::warm_up_secs(&options));
+    if secs.is_nan() || secs <= 0.0 {
+        return Ok(service);
+    }
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let audio = service.model().warm_up_audio(secs);
+        service
+            .transcribe(&audio, &options, Arc::new(AtomicBool::new(false)), |_| {})
+            .map_err(|e| anyhow::anyhow!("warming up the model: {e}"))?;
+        tracing::info!(
+            audio_secs = secs,
+            ms = started.elapsed().as_millis() as u64,
+            "model warmed up"
+        );
+        Ok(service)
+    })
+    .await?
 }
 
 /// Runs apalis workers on `queue` until `stopping` turns true. apalis ends a worker whose

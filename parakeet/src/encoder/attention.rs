@@ -11,7 +11,8 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::nn::{FrameMask, linear, masked_score, scaled};
+use super::fused;
+use crate::nn::{Dense, FrameMask, Quantization, linear, masked_score, scaled, to_host_f32};
 
 /// Which keys each query may attend to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +32,14 @@ pub enum AttentionWindow {
 #[derive(Debug, Clone)]
 pub struct RelPositionAttention {
     /// `linear_q`, `linear_k`, `linear_v` stacked: `(3 d_model, d_model)`, queries pre-scaled.
-    linear_qkv: Linear,
-    linear_out: Linear,
-    linear_pos: Linear,
+    linear_qkv: Dense,
+    linear_out: Dense,
+    linear_pos: Dense,
     /// `(heads, 1, d_k)`, broadcast over time, pre-scaled.
     pos_bias_u: Tensor,
     pos_bias_v: Tensor,
+    /// `pos_bias_u` and `pos_bias_v` on the host, for [`fused`] (f32 CPU models only).
+    host_biases: Option<(Vec<f32>, Vec<f32>)>,
     heads: usize,
     d_k: usize,
 }
@@ -44,7 +47,13 @@ pub struct RelPositionAttention {
 impl RelPositionAttention {
     /// Loads `encoder.layers.N.self_attn` in `vb`'s dtype. The score scale is folded in f32 and
     /// rounded to that dtype once, so reduced precision does not round the weights twice.
-    pub fn load(d_model: usize, heads: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn load(
+        d_model: usize,
+        heads: usize,
+        bias: bool,
+        quantization: Option<Quantization>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let d_k = d_model / heads;
         let scale = 1.0 / (d_k as f64).sqrt();
         let dtype = vb.dtype();
@@ -69,12 +78,26 @@ impl RelPositionAttention {
                 .to_dtype(dtype)?
                 .unsqueeze(1)
         };
+        let pos_bias_u = pos_bias("pos_bias_u")?;
+        let pos_bias_v = pos_bias("pos_bias_v")?;
+        let host_biases = if vb.device().is_cpu() && dtype == DType::F32 {
+            Some((to_host_f32(&pos_bias_u)?, to_host_f32(&pos_bias_v)?))
+        } else {
+            None
+        };
         Ok(Self {
-            linear_qkv: Linear::new(weight, qkv_bias),
-            linear_out: linear(d_model, d_model, bias, vb.pp("linear_out"))?,
-            linear_pos: linear(d_model, d_model, false, vb.pp("linear_pos"))?,
-            pos_bias_u: pos_bias("pos_bias_u")?,
-            pos_bias_v: pos_bias("pos_bias_v")?,
+            linear_qkv: Dense::new(Linear::new(weight, qkv_bias), quantization)?,
+            linear_out: Dense::new(
+                linear(d_model, d_model, bias, vb.pp("linear_out"))?,
+                quantization,
+            )?,
+            linear_pos: Dense::new(
+                linear(d_model, d_model, false, vb.pp("linear_pos"))?,
+                quantization,
+            )?,
+            pos_bias_u,
+            pos_bias_v,
+            host_biases,
             heads,
             d_k,
         })
@@ -104,12 +127,25 @@ impl RelPositionAttention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let qkv = self.linear_qkv.forward(x)?;
-        let d = self.heads * self.d_k;
-        let [q, k, v] = [0, 1, 2].map(|i| self.split_heads(&qkv.narrow(2, i * d, d)?));
-        let (q, k, v) = (q?, k?, v?);
-        let q_u = q.broadcast_add(&self.pos_bias_u)?;
-        let q_v = q.broadcast_add(&self.pos_bias_v)?;
+        let fused = self.host_biases.as_ref().filter(|_| fused::applies(&qkv));
+        let [q_u, q_v, k, v] = match fused {
+            Some((u, v)) => fused::split_heads(&qkv, self.heads, u, v)?,
+            None => {
+                let d = self.heads * self.d_k;
+                let [q, k, v] = [0, 1, 2].map(|i| self.split_heads(&qkv.narrow(2, i * d, d)?));
+                let (q, k, v) = (q?, k?, v?);
+                let q_u = q.broadcast_add(&self.pos_bias_u)?;
+                let q_v = q.broadcast_add(&self.pos_bias_v)?;
+                [q_u, q_v, k, v]
+            }
+        };
         let context = match window {
+            AttentionWindow::Full if fused.is_some() => {
+                let p = self.project_positions(positions)?;
+                let ac = q_u.matmul(&k.t()?)?;
+                let bd = q_v.broadcast_matmul(&p.t()?)?;
+                fused::rel_softmax(&ac, &bd, mask.lengths())?.matmul(&v)?
+            }
             AttentionWindow::Full => self.full(&q_u, &q_v, &k, &v, mask, positions)?,
             AttentionWindow::Local(w) => self.local(&q_u, &q_v, &k, &v, mask, positions, w)?,
         };
@@ -182,7 +218,7 @@ impl RelPositionAttention {
 
 /// NeMo's `rel_shift`: turns scores against positions `t-1 ..= -(t-1)` into scores against keys,
 /// so that entry `(i, j)` holds the score for relative position `i - j`.
-fn rel_shift(x: &Tensor) -> Result<Tensor> {
+pub(super) fn rel_shift(x: &Tensor) -> Result<Tensor> {
     let (b, h, t, p) = x.dims4()?; // p = 2t - 1
     x.pad_with_zeros(D::Minus1, 1, 0)?
         .reshape((b, h, p + 1, t))?

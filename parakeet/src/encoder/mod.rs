@@ -2,12 +2,14 @@
 //! input, then conformer layers with relative-position attention.
 
 mod attention;
+mod fused;
 mod layer;
 mod position;
 mod subsampling;
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 pub use attention::AttentionWindow;
 use layer::ConformerLayer;
@@ -15,7 +17,7 @@ use subsampling::Subsampling;
 
 use crate::config::EncoderConfig;
 use crate::error::Error;
-use crate::nn::FrameMask;
+use crate::nn::{FrameMask, Quantization};
 
 /// The encoder, `encoder.*` in the checkpoint.
 #[derive(Debug, Clone)]
@@ -35,7 +37,15 @@ impl ConformerEncoder {
     /// The weights are held in `vb`'s dtype, and so is the computation (see [`Self::forward`]).
     /// Constants folded into weights at load time (the attention score scale, the batch norm)
     /// are folded in f32 first and rounded once.
-    pub fn load(cfg: &EncoderConfig, vb: VarBuilder) -> std::result::Result<Self, Error> {
+    ///
+    /// With `quantization`, every dense layer of the conformer layers (feed-forward, attention
+    /// projections, pointwise convolutions) holds quantized weights; the subsampling, the
+    /// attention scores and the depthwise convolution stay in float.
+    pub fn load(
+        cfg: &EncoderConfig,
+        quantization: Option<Quantization>,
+        vb: VarBuilder,
+    ) -> std::result::Result<Self, Error> {
         let dtype = vb.dtype();
         let window = check_supported(cfg)?;
         let channels = if cfg.subsampling_conv_channels <= 0 {
@@ -50,8 +60,11 @@ impl ConformerEncoder {
             cfg.subsampling_factor,
             vb.pp("pre_encode"),
         )?;
+        // Layers load in parallel: folding and quantizing the weights is most of the work
+        // once they are read, and each layer's is its own.
         let layers = (0..cfg.n_layers)
-            .map(|i| ConformerLayer::load(cfg, vb.pp("layers").pp(i)))
+            .into_par_iter()
+            .map(|i| ConformerLayer::load(cfg, quantization, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             pre_encode,

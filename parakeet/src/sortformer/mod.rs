@@ -120,7 +120,7 @@ impl Sortformer {
         })?;
         let modules = &config.sortformer_modules;
         check(&config, mel.n_mels())?;
-        let encoder = ConformerEncoder::load(&config.encoder, vb.pp("encoder"))?;
+        let encoder = ConformerEncoder::load(&config.encoder, None, vb.pp("encoder"))?;
         let m = vb.pp("sortformer_modules");
         let (fc, tf) = (modules.fc_d_model, modules.tf_d_model);
         let frame_secs = config.encoder.subsampling_factor as f64 * mel.hop_length() as f64
