@@ -10,17 +10,22 @@
 //!
 //! Every engine runs in its own fresh process, started by this one: it loads the model (timed),
 //! transcribes the file once (the first file of a process, timed), then once more (warm,
-//! timed), and reports its peak RSS. The engines take turns, round after round, so that a
+//! timed), and reports its peak RSS. warble transcribes audio longer than a chunk (120 s)
+//! through its model service with the worker's defaults (one chunk per encoder pass on a CPU),
+//! the others the whole file at once, as each is used. The engines take turns, round after round, so that a
 //! change in the machine's speed during the run touches them all alike; the table gives the
 //! median over the rounds. warble's processes are this binary with `--child`; onnx-asr's are
 //! `tools/bench/onnx_asr_bench.py`, NeMo's `tools/bench/nemo_bench.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+use warble_parakeet::service::{BatchLimits, ModelService};
 use warble_parakeet::{LoadOptions, Parakeet, Quantization, TranscribeOptions};
 
 #[path = "../../tools/bench/section.rs"]
@@ -43,6 +48,10 @@ struct Args {
     /// The model exported by `tools/bench/export_onnx_asr.py --int8` (onnx-asr's layout).
     #[arg(long)]
     onnx_dir: Option<PathBuf>,
+    /// onnx-asr is stopped and reported as failed past this resident memory (GB): on a long
+    /// file ONNX Runtime's memory grows with the square of its length.
+    #[arg(long, default_value_t = 16.0)]
+    max_rss_gb: f64,
     /// Skip NeMo (it needs the most time and memory, past 20 GB on a 10-minute file).
     #[arg(long)]
     no_nemo: bool,
@@ -97,16 +106,25 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
-/// One transcription, timed stage by stage; returns the token count too. The audio goes
-/// through `transcribe` as the worker sends it (chunked past the chunk length), with the
-/// stages timed by the same calls `transcribe` makes for audio that fits one chunk.
-fn run_once(model: &Parakeet, samples: &[f32], options: &TranscribeOptions) -> (Stages, usize) {
+/// One transcription, timed stage by stage; returns the token count too. Audio that fits one
+/// chunk is timed stage by stage with the calls `transcribe` makes for it; longer audio goes
+/// through the model service as the worker sends it (chunks, one encoder pass each on a CPU),
+/// timed as a whole.
+fn run_once(
+    service: &ModelService,
+    samples: &[f32],
+    options: &TranscribeOptions,
+) -> (Stages, usize) {
+    let model = service.model();
     let chunked = options
         .chunking
         .is_some_and(|c| samples.len() as f64 > c.secs * model.sample_rate() as f64);
     if chunked {
         let start = Instant::now();
-        let transcript = model.transcribe(samples, options).unwrap();
+        let canceled = Arc::new(AtomicBool::new(false));
+        let transcript = service
+            .transcribe(samples, options, canceled, |_| {})
+            .unwrap();
         let total = start.elapsed().as_secs_f64();
         let stages = Stages {
             total,
@@ -145,8 +163,10 @@ fn child(args: &Args) {
     let load_s = start.elapsed().as_secs_f64();
     let audio = warble_parakeet::audio::decode_file(&args.audio).unwrap();
     let transcribe = TranscribeOptions::default();
-    let (first_file, _) = run_once(&model, &audio.samples, &transcribe);
-    let (warm, tokens) = run_once(&model, &audio.samples, &transcribe);
+    let limits = BatchLimits::for_device(model.device());
+    let service = ModelService::start(model, limits);
+    let (first_file, _) = run_once(&service, &audio.samples, &transcribe);
+    let (warm, tokens) = run_once(&service, &audio.samples, &transcribe);
     let report = Report {
         load_s,
         first_file,
@@ -203,7 +223,8 @@ fn engines(args: &Args) -> Vec<Engine> {
             c.arg(script("onnx_asr_bench.py"))
                 .arg(dir)
                 .arg(&args.audio)
-                .args(["--threads", &threads, "--runs", "1"]);
+                .args(["--threads", &threads, "--runs", "1"])
+                .args(["--max-rss-gb", &args.max_rss_gb.to_string()]);
             if let Some(q) = quantization {
                 c.args(["--quantization", q]);
             }

@@ -625,31 +625,15 @@ fn unpack_archive(path: &Path, mut file: File) -> Result<Archive> {
         Box::new(BufReader::new(file))
     };
     let mut archive = tar::Archive::new(reader);
-    let mut config_text = None;
-    let mut weights = None;
-    for entry in archive
+    let entries = archive
         .entries()
-        .map_err(|e| fail(format!("not a tar archive: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| fail(format!("corrupt archive: {e}")))?;
-        let name = entry
-            .path()
-            .map_err(|e| fail(e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
-        if name.ends_with("model_config.yaml") {
-            let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
-                .map_err(|e| fail(format!("{name}: {e}")))?;
-            config_text = Some(text);
-        } else if name.ends_with("model_weights.ckpt") {
-            let mut tmp =
-                tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
-            std::io::copy(&mut entry, &mut tmp).map_err(|e| fail(format!("{name}: {e}")))?;
-            weights = Some(tmp);
-        }
-    }
+        .map_err(|e| fail(format!("not a tar archive: {e}")))?;
+    let (config_text, weights) = crate::weights::scan_nemo(entries, &fail, |entry, name| {
+        let mut tmp =
+            tempfile::NamedTempFile::new().map_err(|e| fail(format!("temporary file: {e}")))?;
+        std::io::copy(entry, &mut tmp).map_err(|e| fail(format!("{name}: {e}")))?;
+        Ok(tmp)
+    })?;
     let config_text = config_text.ok_or_else(|| fail("archive has no model_config.yaml".into()))?;
     let weights = weights.ok_or_else(|| fail("archive has no model_weights.ckpt".into()))?;
     let tensors = candle_core::pickle::read_all(weights.path())
@@ -665,6 +649,11 @@ fn unpack_archive(path: &Path, mut file: File) -> Result<Archive> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Verifies `path` against `digest` with no margin for coarse timestamps.
+    fn verify(cache: &ChecksumCache, path: &Path, digest: &str) -> Verified {
+        cache.verify_with_margin(path, digest, 0).unwrap()
+    }
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -775,7 +764,7 @@ mod tests {
         let (_dir, path, digest) = model_copy();
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = ChecksumCache::new(cache_dir.path().join("warble"));
-        let verify = || cache.verify_with_margin(&path, &digest, 0).unwrap();
+        let verify = || verify(&cache, &path, &digest);
         assert_eq!(verify(), Verified::Hashed);
         assert!(cache.records_path().is_file());
         assert_eq!(verify(), Verified::Remembered);
@@ -795,10 +784,7 @@ mod tests {
         let (_dir, path, digest) = model_copy();
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = ChecksumCache::new(cache_dir.path());
-        assert_eq!(
-            cache.verify_with_margin(&path, &digest, 0).unwrap(),
-            Verified::Hashed
-        );
+        assert_eq!(verify(&cache, &path, &digest), Verified::Hashed);
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         let middle = bytes.len() / 2;
@@ -826,21 +812,12 @@ mod tests {
         let (dir, path, digest) = model_copy();
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = ChecksumCache::new(cache_dir.path());
-        assert_eq!(
-            cache.verify_with_margin(&path, &digest, 0).unwrap(),
-            Verified::Hashed
-        );
+        assert_eq!(verify(&cache, &path, &digest), Verified::Hashed);
         let copy = dir.path().join("copy.nemo");
         std::fs::copy(&path, &copy).unwrap();
         std::fs::rename(&copy, &path).unwrap();
-        assert_eq!(
-            cache.verify_with_margin(&path, &digest, 0).unwrap(),
-            Verified::Hashed
-        );
-        assert_eq!(
-            cache.verify_with_margin(&path, &digest, 0).unwrap(),
-            Verified::Remembered
-        );
+        assert_eq!(verify(&cache, &path, &digest), Verified::Hashed);
+        assert_eq!(verify(&cache, &path, &digest), Verified::Remembered);
     }
 
     /// A different pin is never vouched for by the record of another.
@@ -849,7 +826,7 @@ mod tests {
         let (_dir, path, digest) = model_copy();
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = ChecksumCache::new(cache_dir.path());
-        cache.verify_with_margin(&path, &digest, 0).unwrap();
+        verify(&cache, &path, &digest);
         let wrong = "0".repeat(64);
         match cache.verify_with_margin(&path, &wrong, 0) {
             Err(Error::ChecksumMismatch { actual, .. }) => assert_eq!(actual, digest),
@@ -866,14 +843,8 @@ mod tests {
         let cache = ChecksumCache::new(cache_dir.path());
         for junk in [&b"{\"version\": 1, \"files\": {"[..], b"\0\0\0", b""] {
             std::fs::write(cache.records_path(), junk).unwrap();
-            assert_eq!(
-                cache.verify_with_margin(&path, &digest, 0).unwrap(),
-                Verified::Hashed
-            );
-            assert_eq!(
-                cache.verify_with_margin(&path, &digest, 0).unwrap(),
-                Verified::Remembered
-            );
+            assert_eq!(verify(&cache, &path, &digest), Verified::Hashed);
+            assert_eq!(verify(&cache, &path, &digest), Verified::Remembered);
         }
     }
 
@@ -884,10 +855,7 @@ mod tests {
         let (dir, path, digest) = model_copy();
         let cache = ChecksumCache::new(path.join("not-a-directory"));
         for _ in 0..2 {
-            assert_eq!(
-                cache.verify_with_margin(&path, &digest, 0).unwrap(),
-                Verified::Hashed
-            );
+            assert_eq!(verify(&cache, &path, &digest), Verified::Hashed);
         }
         let checkpoint = read_with(&path, Some(&digest), Some(&cache)).unwrap();
         assert!(!checkpoint.tensors.is_empty());
@@ -913,10 +881,10 @@ mod tests {
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = ChecksumCache::new(cache_dir.path());
         let (dir, path, digest) = model_copy();
-        cache.verify_with_margin(&path, &digest, 0).unwrap();
+        verify(&cache, &path, &digest);
         drop(dir);
         let (_dir, path, digest) = model_copy();
-        cache.verify_with_margin(&path, &digest, 0).unwrap();
+        verify(&cache, &path, &digest);
         assert_eq!(cache.load().files.len(), 1);
     }
 }

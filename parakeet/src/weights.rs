@@ -231,12 +231,34 @@ pub(crate) fn nemo_layout(path: &Path, file: &File) -> Result<Option<NemoLayout>
         .seek(SeekFrom::Start(0))
         .map_err(|e| fail(e.to_string()))?;
     let mut archive = tar::Archive::new(reader);
-    let mut config = None;
-    let mut weights = None;
-    for entry in archive
+    let entries = archive
         .entries_with_seek()
-        .map_err(|e| fail(format!("not a tar archive: {e}")))?
-    {
+        .map_err(|e| fail(format!("not a tar archive: {e}")))?;
+    let (config, weights) = scan_nemo(entries, &fail, |entry, _| {
+        Ok((entry.raw_file_position(), entry.size()))
+    })?;
+    let config = config.ok_or_else(|| fail("archive has no model_config.yaml".into()))?;
+    let (start, size) = weights.ok_or_else(|| fail("archive has no model_weights.ckpt".into()))?;
+    let window = Window {
+        file,
+        start,
+        len: size,
+        pos: 0,
+    };
+    let tensors =
+        pth_layout(window, start).map_err(|e| fail(format!("model_weights.ckpt: {e}")))?;
+    Ok(tensors.map(|tensors| NemoLayout { config, tensors }))
+}
+
+/// Walks the entries of a `.nemo` tar: the text of `model_config.yaml`, and what `on_weights`
+/// makes of the `model_weights.ckpt` entry (given with its name), each `None` if absent.
+pub(crate) fn scan_nemo<'a, R: 'a + Read, W>(
+    entries: tar::Entries<'a, R>,
+    fail: &dyn Fn(String) -> Error,
+    mut on_weights: impl FnMut(&mut tar::Entry<'a, R>, &str) -> Result<W>,
+) -> Result<(Option<String>, Option<W>)> {
+    let (mut config, mut weights) = (None, None);
+    for entry in entries {
         let mut entry = entry.map_err(|e| fail(format!("corrupt archive: {e}")))?;
         let name = entry
             .path()
@@ -250,20 +272,10 @@ pub(crate) fn nemo_layout(path: &Path, file: &File) -> Result<Option<NemoLayout>
                 .map_err(|e| fail(format!("{name}: {e}")))?;
             config = Some(text);
         } else if name.ends_with("model_weights.ckpt") {
-            weights = Some((entry.raw_file_position(), entry.size()));
+            weights = Some(on_weights(&mut entry, &name)?);
         }
     }
-    let config = config.ok_or_else(|| fail("archive has no model_config.yaml".into()))?;
-    let (start, size) = weights.ok_or_else(|| fail("archive has no model_weights.ckpt".into()))?;
-    let window = Window {
-        file,
-        start,
-        len: size,
-        pos: 0,
-    };
-    let tensors =
-        pth_layout(window, start).map_err(|e| fail(format!("model_weights.ckpt: {e}")))?;
-    Ok(tensors.map(|tensors| NemoLayout { config, tensors }))
+    Ok((config, weights))
 }
 
 /// The tensors of a PyTorch zip checkpoint that starts at byte `start` of its file, as
