@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use warble_parakeet::service::{BatchLimits, ModelService};
 use warble_parakeet::{LoadOptions, Parakeet, Quantization, TranscribeOptions};
 
+#[path = "../../tools/bench/host.rs"]
+mod host;
 #[path = "../../tools/bench/section.rs"]
 mod section;
 
@@ -94,16 +96,6 @@ struct Report {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Median {
     median: f64,
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// One transcription, timed stage by stage; returns the token count too. Audio that fits one
@@ -175,7 +167,7 @@ fn child(args: &Args) {
         },
         total: Median { median: warm.total },
         tokens,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: host::status_bytes("self", "VmHWM:") as f64 / 1048576.0,
     };
     println!("{}", serde_json::to_string(&report).unwrap());
 }
@@ -345,14 +337,7 @@ fn markdown(args: &Args, rows: &[Row], failed: &[(&str, String)]) -> String {
     let weights_mib = std::fs::metadata(&args.model).map_or(0.0, |m| m.len() as f64) / 1048576.0;
     let audio = warble_parakeet::audio::decode_file(&args.audio).unwrap();
     let duration = audio.duration_secs();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let (cpu, _) = host::cpu();
     let mut s = format!(
         "Model `{}` ({weights_mib:.0} MiB), audio `{}` ({duration:.1} s), {} threads, {} rounds (medians), on {cpu}.\n\n",
         args.model.file_name().unwrap().to_string_lossy(),

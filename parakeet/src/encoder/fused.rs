@@ -22,7 +22,7 @@ pub fn applies(x: &Tensor) -> bool {
 }
 
 /// Calls `f` with the contents of `x`, an f32 tensor on the CPU, made contiguous if it is not.
-fn with_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub(super) fn with_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let x = x.contiguous()?;
     let (storage, layout) = x.storage_and_layout();
     let candle_core::Storage::Cpu(cpu) = &*storage else {

@@ -116,45 +116,41 @@ impl TapConv {
         let (b, t, f, c_in) = x.dims4()?;
         let c_out = self.host_bias.len();
         let (t_out, f_out) = (stage_len(t), stage_len(f));
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            candle_core::bail!("forward_cpu called on a tensor outside the CPU")
-        };
-        let (start, end) = layout.contiguous_offsets().expect("made contiguous");
-        let input = &cpu.as_slice::<f32>()?[start..end];
         let mut out = vec![0f32; b * t_out * f_out * c_out];
-        out.par_chunks_mut(f_out * c_out)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (item, to) = (row / t_out, row % t_out);
-                for (fo, acc) in dst.chunks_exact_mut(c_out).enumerate() {
-                    acc.copy_from_slice(&self.host_bias);
-                    for kt in 0..KERNEL {
-                        // Padded index `2 * o + k` is input index `2 * o + k - 1` when inside.
-                        let Some(ti) = (2 * to + kt).checked_sub(PADDING).filter(|&i| i < t) else {
-                            continue;
-                        };
-                        for kf in 0..KERNEL {
-                            let Some(fi) = (2 * fo + kf).checked_sub(PADDING).filter(|&i| i < f)
+        super::fused::with_slice(x, |input| {
+            out.par_chunks_mut(f_out * c_out)
+                .enumerate()
+                .for_each(|(row, dst)| {
+                    let (item, to) = (row / t_out, row % t_out);
+                    for (fo, acc) in dst.chunks_exact_mut(c_out).enumerate() {
+                        acc.copy_from_slice(&self.host_bias);
+                        for kt in 0..KERNEL {
+                            // Padded index `2 * o + k` is input index `2 * o + k - 1` when inside.
+                            let Some(ti) = (2 * to + kt).checked_sub(PADDING).filter(|&i| i < t)
                             else {
                                 continue;
                             };
-                            let w = &self.host_taps[(kt * KERNEL + kf) * c_out..][..c_out];
-                            let cell = &input[((item * t + ti) * f + fi) * c_in..][..c_in];
-                            if c_in == 1 {
-                                acc.iter_mut().zip(w).for_each(|(a, w)| *a += cell[0] * w);
-                            } else {
-                                acc.iter_mut()
-                                    .zip(w)
-                                    .zip(cell)
-                                    .for_each(|((a, w), v)| *a += v * w);
+                            for kf in 0..KERNEL {
+                                let Some(fi) =
+                                    (2 * fo + kf).checked_sub(PADDING).filter(|&i| i < f)
+                                else {
+                                    continue;
+                                };
+                                let w = &self.host_taps[(kt * KERNEL + kf) * c_out..][..c_out];
+                                let cell = &input[((item * t + ti) * f + fi) * c_in..][..c_in];
+                                if c_in == 1 {
+                                    acc.iter_mut().zip(w).for_each(|(a, w)| *a += cell[0] * w);
+                                } else {
+                                    acc.iter_mut()
+                                        .zip(w)
+                                        .zip(cell)
+                                        .for_each(|((a, w), v)| *a += v * w);
+                                }
                             }
                         }
                     }
-                }
-            });
-        drop(storage);
+                });
+        })?;
         Tensor::from_vec(out, (b, t_out, f_out, c_out), x.device())
     }
 }
